@@ -1,0 +1,371 @@
+"""The user-facing transformations that tie the stages together: ``jit`` and ``make_ir``.
+
+``jit(f)`` traces ``f`` once per distinct (argument tree structure, shapes, dtypes, weak
+types, static argument values, config) into an IR, optimises it, compiles it with a
+backend, and keeps the executable in a cache. A call whose signature is in the cache
+goes straight to the executable. Inside another trace (an outer ``jit``, ``grad``,
+``vmap``) the traced program is inlined into that trace instead, so it fuses with the
+code around it and is transformed like any other code.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import threading
+import weakref
+from typing import Any, Callable, Hashable, Sequence
+
+import numpy as np
+
+from . import backends
+from .core import dtypes, trace_state
+from .core.abstract import ShapedArray
+from .core.array import Array, ArrayImpl
+from .core.config import config
+from .core.errors import InvalidArgumentError
+from .core.ir import ClosedIR
+from .core.pytree import keystr, tree_flatten, tree_flatten_with_path, tree_unflatten
+from .core.trace import Tracer, eval_ir, get_aval, to_numpy, trace_to_ir
+
+logger = logging.getLogger("jitgrad")
+
+_PY_SCALARS = (int, float, bool)
+
+
+# ------------------------------------------------------------------------ signatures
+
+def _leaf_signature(x: Any) -> tuple:
+    """(shape, dtype, weak_type) of one argument leaf; raises for non-array leaves."""
+    t = type(x)
+    if t is ArrayImpl:
+        v = x._value
+        return (v.shape, v.dtype, x._weak_type)
+    if t is np.ndarray:
+        return (x.shape, dtypes.canonicalize_dtype(x.dtype), False)
+    if t is float or t is int or t is bool or isinstance(x, (Array, np.generic)):
+        a = get_aval(x)
+        return (a.shape, a.dtype, a.weak_type)
+    raise TypeError(type(x).__name__)
+
+
+def _leaf_value(x: Any) -> Any:
+    """The concrete value of an argument leaf, as the executable wants it."""
+    t = type(x)
+    if t is ArrayImpl:
+        return x._value
+    return to_numpy(x)
+
+
+class _CacheEntry:
+    __slots__ = ("closed", "executable", "out_tree", "out_avals", "in_avals")
+
+    def __init__(self, closed, executable, out_tree, in_avals):
+        self.closed = closed
+        self.executable = executable
+        self.out_tree = out_tree
+        self.in_avals = in_avals
+        self.out_avals = closed.ir.out_avals
+
+
+def _static_key(value: Any, where: str) -> Hashable:
+    try:
+        hash(value)
+    except TypeError:
+        raise InvalidArgumentError(
+            f"static argument {where} has type {type(value).__name__}, which is not hashable",
+            hint="Static arguments are part of the compilation cache key and must be hashable "
+                 "(use a tuple instead of a list, or pass arrays as ordinary arguments).") from None
+    return (type(value), value)
+
+
+# ------------------------------------------------------------------------ jit
+
+# Executables are cached per Python function (weakly, so functions can be collected) and
+# per jit options, so ``jit(f)(x)`` written inside a loop still hits the cache.
+_CACHES: "weakref.WeakKeyDictionary[Callable, dict]" = weakref.WeakKeyDictionary()
+_CACHES_LOCK = threading.Lock()
+
+
+def _function_cache(fun: Callable) -> dict:
+    try:
+        cache = _CACHES.get(fun)
+        if cache is None:
+            with _CACHES_LOCK:
+                cache = _CACHES.setdefault(fun, {})
+        return cache
+    except TypeError:   # not weak-referenceable (e.g. some builtins): a private cache
+        return {}
+
+
+def _normalize_argnums(fun, static_argnums, static_argnames):
+    """Resolve static_argnums <-> static_argnames through the function's signature, as JAX does."""
+    nums = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums or ())
+    names = (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames or ())
+    try:
+        params = list(inspect.signature(fun).parameters.values())
+    except (TypeError, ValueError):
+        return nums, names, None
+    positional = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    for n in nums:
+        if -len(positional) <= n < len(positional):
+            name = positional[n]
+            if name not in names:
+                names = names + (name,)
+    for name in names:
+        if name in positional:
+            i = positional.index(name)
+            if i not in nums:
+                nums = nums + (i,)
+    known = {p.name for p in params}
+    has_var_kw = any(p.kind == p.VAR_KEYWORD for p in params)
+    for name in names:
+        if name not in known and not has_var_kw:
+            raise InvalidArgumentError(
+                f"jit: static_argnames contains {name!r}, which is not a parameter of "
+                f"{getattr(fun, '__name__', fun)}", hint=f"Its parameters are: {', '.join(known)}")
+    return nums, names, positional
+
+
+class JitFunction:
+    """The callable ``jit(f)`` returns. Keeps ``f``'s name and docstring."""
+
+    def __init__(self, fun: Callable, static_argnums=(), static_argnames=(), donate_argnums=(),
+                 backend: str | None = None, inline: bool = False):
+        if not callable(fun):
+            raise TypeError(f"jit expects a callable, got {type(fun).__name__}")
+        self.fun = fun
+        self.static_argnums, self.static_argnames, self._positional = _normalize_argnums(
+            fun, static_argnums, static_argnames)
+        self.donate_argnums = (donate_argnums,) if isinstance(donate_argnums, int) \
+            else tuple(donate_argnums or ())
+        self.backend = backend
+        self.inline = inline
+        self._options = (self.static_argnums, self.static_argnames, self.donate_argnums, backend)
+        self._cache = _function_cache(fun)
+        self._lock = threading.Lock()
+        self._name = getattr(fun, "__name__", type(fun).__name__)
+        functools.update_wrapper(self, fun)
+
+    # -- the hot path
+    def __call__(self, *args, **kwargs):
+        key, leaves, in_tree, static = self._signature(args, kwargs)
+        entry = self._cache.get(key)
+        if entry is None:
+            entry = self._compile(key, args, kwargs, leaves, in_tree, static)
+        if trace_state.is_eager():
+            outs = entry.executable(*[_leaf_value(x) for x in leaves])
+            outs = [ArrayImpl(o, a.weak_type) for o, a in zip(outs, entry.out_avals)]
+        else:
+            outs = eval_ir(entry.closed.ir, entry.closed.consts, leaves)
+        return tree_unflatten(entry.out_tree, outs)
+
+    def _split_static(self, args, kwargs):
+        nums, names = self.static_argnums, self.static_argnames
+        static = []
+        if nums:
+            n = len(args)
+            dyn_args = []
+            for i, a in enumerate(args):
+                if i in nums or (i - n) in nums:
+                    static.append((i, _static_key(a, f"{i} of {self._name}")))
+                else:
+                    dyn_args.append(a)
+            dyn_args = tuple(dyn_args)
+        else:
+            dyn_args = args
+        if names and kwargs:
+            dyn_kwargs = {}
+            for k, v in kwargs.items():
+                if k in names:
+                    static.append((k, _static_key(v, f"{k!r} of {self._name}")))
+                else:
+                    dyn_kwargs[k] = v
+        else:
+            dyn_kwargs = kwargs
+        return dyn_args, dyn_kwargs, tuple(static)
+
+    def _signature(self, args, kwargs):
+        dyn_args, dyn_kwargs, static = self._split_static(args, kwargs)
+        leaves, in_tree = tree_flatten((dyn_args, dyn_kwargs))
+        try:
+            sig = tuple(_leaf_signature(x) for x in leaves)
+        except TypeError:
+            raise self._bad_argument(dyn_args, dyn_kwargs) from None
+        key = (in_tree, sig, static, config.trace_key(), self._options)
+        return key, leaves, in_tree, static
+
+    def _bad_argument(self, dyn_args, dyn_kwargs):
+        for path, leaf in tree_flatten_with_path((dyn_args, dyn_kwargs))[0]:
+            try:
+                _leaf_signature(leaf)
+            except TypeError:
+                return InvalidArgumentError(
+                    f"jit({self._name}): argument {self._describe_path(path)} has type "
+                    f"{type(leaf).__name__}, which is not a valid jitgrad array type",
+                    hint="Arrays and numbers are traced; mark other arguments as static with "
+                         "static_argnums=... or static_argnames=... (they must be hashable).")
+        return InvalidArgumentError(f"jit({self._name}): invalid argument")
+
+    def _describe_path(self, path) -> str:
+        """``'params'['w1']`` for the leaf at ``path`` of (args, kwargs)."""
+        if not path:
+            return "?"
+        first = path[0]
+        rest = keystr(tuple(path[2:])) if len(path) > 2 else ""
+        if getattr(first, "idx", None) == 0 and len(path) > 1:
+            i = path[1].idx
+            positional_dyn = [j for j in range(len(self._positional or [])) if j not in self.static_argnums]
+            if self._positional is not None and i < len(positional_dyn):
+                return f"'{self._positional[positional_dyn[i]]}'{rest}"
+            return f"{i}{rest}"
+        if len(path) > 1:
+            return f"'{path[1].key}'{rest}"
+        return "?"
+
+    # -- tracing and compiling
+    def _compile(self, key, args, kwargs, leaves, in_tree, static) -> _CacheEntry:
+        with self._lock:
+            entry = self._cache.get(key)
+            if entry is not None:
+                return entry
+            in_avals = [ShapedArray(*sig) for sig in key[1]]
+            if config.log_compiles or config.jax_log_compiles:
+                logger.warning("%s", self._compile_message(key, in_avals))
+            labels = self._labels(args, kwargs)
+            static_positions = dict(static)
+            out_tree_box = []
+
+            def flat_fun(*tracers):
+                dyn_args, dyn_kwargs = tree_unflatten(in_tree, tracers)
+                call_args, call_kwargs = self._merge_static(args, kwargs, dyn_args, dyn_kwargs,
+                                                            static_positions)
+                out = self.fun(*call_args, **call_kwargs)
+                out_leaves, out_tree = tree_flatten(out)
+                out_tree_box.append(out_tree)
+                for leaf in out_leaves:
+                    if not isinstance(leaf, (Array, np.ndarray, np.generic) + _PY_SCALARS):
+                        raise InvalidArgumentError(
+                            f"jit({self._name}) returned a {type(leaf).__name__}, which is not "
+                            "an array", hint="Return arrays, numbers or pytrees of them.")
+                return out_leaves
+
+            closed, _ = trace_to_ir(flat_fun, in_avals, labels,
+                                    description=f"jit({self._name})")
+            closed = optimize(closed)
+            executable = backends.get(self.backend or config.jax_platform_name).compile(closed)
+            entry = _CacheEntry(closed, executable, out_tree_box[0], in_avals)
+            if not any(isinstance(c, Tracer) for c in closed.consts):
+                self._cache[key] = entry   # a closure over an outer trace's value is not reusable
+            return entry
+
+    def _merge_static(self, args, kwargs, dyn_args, dyn_kwargs, static_positions):
+        call_args = list(dyn_args)
+        for i in sorted(k for k in static_positions if isinstance(k, int)):
+            idx = i if i >= 0 else len(args) + i
+            call_args.insert(idx, args[idx])
+        call_kwargs = dict(dyn_kwargs)
+        for k in static_positions:
+            if isinstance(k, str):
+                call_kwargs[k] = kwargs[k]
+        return call_args, call_kwargs
+
+    def _labels(self, args, kwargs) -> list[str]:
+        dyn_args, dyn_kwargs, _ = self._split_static(args, kwargs)
+        return [f"argument {self._describe_path(path)} of {self._name}"
+                for path, _ in tree_flatten_with_path((dyn_args, dyn_kwargs))[0]]
+
+    def _compile_message(self, key, in_avals) -> str:
+        sig = ", ".join(a.str_short() for a in in_avals)
+        msg = f"Compiling {self._name} for args ({sig})"
+        similar = [k for k in self._cache if k[4] == key[4] and k != key]
+        if not similar:
+            return msg + ": first call."
+        return msg + ": " + _retrace_reason(similar[-1], key)
+
+    def lower(self, *args, **kwargs) -> ClosedIR:
+        """The optimised IR this function compiles to for these arguments."""
+        key, leaves, in_tree, static = self._signature(args, kwargs)
+        entry = self._cache.get(key) or self._compile(key, args, kwargs, leaves, in_tree, static)
+        return entry.closed
+
+    def _cache_size(self) -> int:
+        """How many executables are cached for this function and these jit options."""
+        return sum(1 for k in self._cache if k[4] == self._options)
+
+    def clear_cache(self) -> None:
+        """Forget the compiled executables of this function."""
+        for k in [k for k in self._cache if k[4] == self._options]:
+            del self._cache[k]
+
+    def __get__(self, obj, objtype=None):
+        # Support decorating methods: bind ``self`` like a plain function would.
+        if obj is None:
+            return self
+        return functools.partial(self, obj)
+
+    def __repr__(self) -> str:
+        return f"<jitted function {self._name}>"
+
+
+def _retrace_reason(old, new) -> str:
+    """Say which argument's shape/dtype/static value changed between two cache keys."""
+    if old[0] != new[0]:
+        return f"retracing because the argument structure changed from {old[0]} to {new[0]}."
+    for i, (a, b) in enumerate(zip(old[1], new[1])):
+        if a != b:
+            fa, fb = ShapedArray(*a).str_short(), ShapedArray(*b).str_short()
+            what = "shape" if a[0] != b[0] else "dtype" if a[1] != b[1] else "weak type"
+            return f"retracing because the {what} of argument leaf {i} changed from {fa} to {fb}."
+    if old[2] != new[2]:
+        return f"retracing because a static argument changed from {old[2]} to {new[2]}."
+    if old[3] != new[3]:
+        return "retracing because a configuration flag changed."
+    return "retracing."
+
+
+def optimize(closed: ClosedIR) -> ClosedIR:
+    """Run the optimisation passes (none yet beyond what the backend does)."""
+    return closed
+
+
+def jit(fun: Callable | None = None, *, static_argnums: int | Sequence[int] = (),
+        static_argnames: str | Sequence[str] = (), donate_argnums: int | Sequence[int] = (),
+        backend: str | None = None, inline: bool = False) -> Any:
+    """Compile ``fun``: trace it once per argument signature, then run the compiled program.
+
+    ``static_argnums``/``static_argnames`` mark arguments whose Python values (hashable)
+    are baked into the trace; ``backend`` picks 'cpu', 'cuda' or 'reference' (default:
+    ``config.jax_platform_name``). Usable as ``@jit`` or ``jit(f, static_argnums=0)``.
+    """
+    if fun is None:
+        return lambda f: JitFunction(f, static_argnums, static_argnames, donate_argnums,
+                                     backend, inline)
+    return JitFunction(fun, static_argnums, static_argnames, donate_argnums, backend, inline)
+
+
+def make_ir(fun: Callable, static_argnums: int | Sequence[int] = (),
+            static_argnames: str | Sequence[str] = ()) -> Callable[..., ClosedIR]:
+    """``make_ir(f)(*args)``: the IR ``f`` traces to for these arguments, like ``jax.make_jaxpr``."""
+    jitted = JitFunction(fun, static_argnums, static_argnames, backend="reference")
+
+    @functools.wraps(fun)
+    def traced(*args, **kwargs) -> ClosedIR:
+        key, leaves, in_tree, static = jitted._signature(args, kwargs)
+        in_avals = [ShapedArray(*sig) for sig in key[1]]
+        labels = jitted._labels(args, kwargs)
+        static_positions = dict(static)
+
+        def flat_fun(*tracers):
+            dyn_args, dyn_kwargs = tree_unflatten(in_tree, tracers)
+            call_args, call_kwargs = jitted._merge_static(args, kwargs, dyn_args, dyn_kwargs,
+                                                          static_positions)
+            return tree_flatten(fun(*call_args, **call_kwargs))[0]
+
+        closed, _ = trace_to_ir(flat_fun, in_avals, labels,
+                                description=f"make_ir({getattr(fun, '__name__', 'fun')})")
+        return closed
+    return traced
+
+
+make_jaxpr = make_ir
