@@ -230,9 +230,9 @@ class JitFunction:
             if entry is not None:
                 return entry
             in_avals = [ShapedArray(*sig) for sig in key[1]]
-            if config.log_compiles or config.jax_log_compiles:
-                logger.warning("%s", self._compile_message(key, in_avals))
             labels = self._labels(args, kwargs)
+            if config.log_compiles or config.jax_log_compiles:
+                logger.warning("%s", self._compile_message(key, in_avals, labels))
             static_positions = dict(static)
             out_tree_box = []
 
@@ -275,13 +275,13 @@ class JitFunction:
         return [f"argument {self._describe_path(path)} of {self._name}"
                 for path, _ in tree_flatten_with_path((dyn_args, dyn_kwargs))[0]]
 
-    def _compile_message(self, key, in_avals) -> str:
+    def _compile_message(self, key, in_avals, labels) -> str:
         sig = ", ".join(a.str_short() for a in in_avals)
         msg = f"Compiling {self._name} for args ({sig})"
         similar = [k for k in self._cache if k[4] == key[4] and k != key]
         if not similar:
             return msg + ": first call."
-        return msg + ": " + _retrace_reason(similar[-1], key)
+        return msg + ": " + _retrace_reason(similar[-1], key, labels)
 
     def lower(self, *args, **kwargs) -> ClosedIR:
         """The optimised IR this function compiles to for these arguments."""
@@ -308,7 +308,7 @@ class JitFunction:
         return f"<jitted function {self._name}>"
 
 
-def _retrace_reason(old, new) -> str:
+def _retrace_reason(old, new, labels) -> str:
     """Say which argument's shape/dtype/static value changed between two cache keys."""
     if old[0] != new[0]:
         return f"retracing because the argument structure changed from {old[0]} to {new[0]}."
@@ -316,7 +316,7 @@ def _retrace_reason(old, new) -> str:
         if a != b:
             fa, fb = ShapedArray(*a).str_short(), ShapedArray(*b).str_short()
             what = "shape" if a[0] != b[0] else "dtype" if a[1] != b[1] else "weak type"
-            return f"retracing because the {what} of argument leaf {i} changed from {fa} to {fb}."
+            return f"retracing because the {what} of {labels[i]} changed from {fa} to {fb}."
     if old[2] != new[2]:
         return f"retracing because a static argument changed from {old[2]} to {new[2]}."
     if old[3] != new[3]:

@@ -113,8 +113,10 @@ def default_uint_dtype() -> np.dtype:
 
 
 def _unsupported(what: Any) -> TypeError:
+    # str() of a dtype is its familiar spelling ('complex64', 'object', '<U5').
+    shown = str(what) if isinstance(what, np.dtype) else repr(what)
     return TypeError(
-        f"jitgrad does not support dtype {what!r}; supported dtypes are bool, "
+        f"jitgrad does not support dtype {shown}; supported dtypes are bool, "
         "int8/16/32/64, uint8/16/32/64 and float16/32/64")
 
 

@@ -13,10 +13,15 @@ is registered itself.
 a ``PyTreeDef`` is hashable and compares by structure (node types, dict keys, custom
 aux data), so it can sit in the executable cache key of a jitted call.
 
-Speed: flattening runs on every jitted call. Measured with ``timeit`` on the
-development machine (CPython 3.11, numpy 2.4): ``tree_flatten`` of a dict of 4 numpy
-arrays takes about 1.1 us, of a 4-tuple about 0.8 us, of one array 0.35 us;
-``tree_unflatten`` of the dict about 1.0 us.
+Speed: flattening runs on every jitted call, so ``_flatten`` dispatches on
+``type(node)`` with one dict lookup (namedtuple detection is cached per type) and
+tests children for leafness inline. Measured with ``timeit`` (best of many runs) on
+the shared 2-core development VM, CPython 3.11, numpy 2.4: ``tree_flatten`` of a dict
+of 4 numpy arrays takes 3.6 us, a 4-tuple 2.3 us, a lone array 1.0-1.5 us;
+``tree_unflatten`` of the dict 4 us; ``hash`` of its treedef 0.4 us. That VM is slow:
+``sorted()`` of the dict's 4 keys alone takes 0.6 us there, several times what a
+current desktop CPU needs, so expect about 1 us for the dict there (estimated, not
+measured).
 """
 from __future__ import annotations
 
@@ -471,7 +476,7 @@ class PyTreeDef:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, PyTreeDef):
             return NotImplemented
-        return self.num_leaves == other.num_leaves
+        return self._node == other._node
 
     def __hash__(self) -> int:
         return hash(self._node)
@@ -620,9 +625,8 @@ def tree_structure(tree: PyTree, is_leaf: Callable[[Any], bool] | None = None) -
     return tree_flatten(tree, is_leaf)[1]
 
 
-def _leaves_of_rest(fn: str, treedef: PyTreeDef, tree0: PyTree, rest: Sequence[PyTree],
-                    is_leaf) -> list[list]:
-    """Leaves of each of ``rest`` up to ``treedef`` (the structure of ``tree0``)."""
+def _leaves_of_rest(fn: str, treedef: PyTreeDef, rest: Sequence[PyTree], is_leaf) -> list[list]:
+    """Leaves of each tree in ``rest`` up to ``treedef`` (the first tree's structure)."""
     out = []
     for i, tree in enumerate(rest, start=1):
         # Common case: identical structure; one C-level comparison of the treedefs.
@@ -658,7 +662,7 @@ def tree_map(f: Callable[..., Any], tree: PyTree, *rest: PyTree,
     leaves, treedef = tree_flatten(tree, is_leaf)
     if not rest:
         return treedef.unflatten([f(x) for x in leaves])
-    others = _leaves_of_rest("tree_map", treedef, tree, rest, is_leaf)
+    others = _leaves_of_rest("tree_map", treedef, rest, is_leaf)
     return treedef.unflatten([f(*xs) for xs in zip(leaves, *others)])
 
 
@@ -680,7 +684,7 @@ def tree_map_with_path(f: Callable[..., Any], tree: PyTree, *rest: PyTree,
                        is_leaf: Callable[[Any], bool] | None = None) -> PyTree:
     """Like :func:`tree_map`, calling ``f(key_path, leaf, *matching_leaves_of_rest)``."""
     pairs, treedef = tree_flatten_with_path(tree, is_leaf)
-    others = _leaves_of_rest("tree_map_with_path", treedef, tree, rest, is_leaf)
+    others = _leaves_of_rest("tree_map_with_path", treedef, rest, is_leaf)
     return treedef.unflatten([f(p, x, *xs) for (p, x), *xs in zip(pairs, *others)])
 
 

@@ -14,7 +14,7 @@ import numpy as np
 from .. import lax
 from ..core import dtypes
 from ..core.array import Array, ArrayImpl
-from ..core.errors import InvalidArgumentError
+from ..core.errors import ConcretizationTypeError, InvalidArgumentError
 from ..core.trace import get_aval
 from ._util import _PY_SCALARS
 
@@ -24,6 +24,8 @@ def _shape_tuple(shape) -> tuple[int, ...]:
         return (int(shape),)
     try:
         return tuple(operator.index(d) for d in shape)
+    except ConcretizationTypeError:
+        raise
     except TypeError:
         raise InvalidArgumentError(
             f"shape must be a tuple of Python ints, got {shape!r}",
