@@ -14,11 +14,13 @@ Two JAX rules shape everything here:
   around. Promotion is the join (least upper bound) in JAX's type lattice, in which
   the weak types are the nodes ``i*`` and ``f*``.
 
-``result_type`` runs on every eager op, so it has a fast path for operands sharing one
-strong dtype and memoises lattice joins. Measured with ``timeit`` (CPython 3.11,
-numpy 2.4, x86-64): ``result_type(np.dtype('float32'), np.dtype('float32'))`` takes
-about 0.17 us; two float32 numpy arrays about 0.21 us; a float32 array and a Python
-float (lattice path) about 0.45 us.
+``result_type`` runs on every eager op, so it has a fast path for two operands sharing
+one strong dtype, and lattice joins are memoised in a dict keyed by (node, node).
+Measured with ``timeit`` (best of 200 x 10k calls; CPython 3.11, numpy 2.4, on a
+2-core VM where an empty Python call costs ~0.26 us and ``np.result_type(x, x)``
+~0.41 us): two float32 dtypes ~0.41 us, two float32 numpy arrays ~0.53 us, two
+array-like objects with ``.dtype``/``.weak_type`` ~0.56 us; the general lattice path
+(e.g. float32 array and a Python float) ~1.2 us.
 """
 from __future__ import annotations
 
