@@ -250,7 +250,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=20, help="timed rounds (default 20)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed calls per candidate first")
     parser.add_argument("--gap", type=float, default=0.05, help="sleep before each timed block (s)")
-    parser.add_argument("--sizes", nargs="+", default=["2^24", "2^12"], type=parse_size,
+    parser.add_argument("--sizes", nargs="+", default=[2**24, 2**12], type=parse_size,
                         help="element counts, e.g. 2^24 4096 (default 2^24 2^12)")
     parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=list(WORKLOADS))
     parser.add_argument("--no-ceilings", action="store_true",

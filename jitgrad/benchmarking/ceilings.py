@@ -40,7 +40,7 @@ _QUICK = dict(n_stream=1 << 20, gemm_sizes=(128, 256), repeat=3, gemm_repeat=3, 
 
 @dataclass
 class Ceilings:
-    """Measured limits of this machine. Rates are medians over repetitions."""
+    """Measured limits of this machine. Rates use the fastest repetition, as STREAM does: a ceiling is what the machine can reach, and other load only ever slows a run down."""
 
     triad_gbs: float        # a = b + s*c, best implementation, 3 arrays * itemsize per element
     copy_gbs: float         # a = b, counted as 2 arrays * itemsize per element
@@ -257,12 +257,12 @@ def _measure_bandwidth(n: int, repeat: int, warmup: int, gap_s: float) -> dict[s
         "copy_numpy": lambda: np.copyto(a, b),
     }, repeat=repeat, warmup=warmup, gap_s=gap_s)
     itemsize = a.itemsize
-    return {name: (3 if name.startswith("triad") else 2) * itemsize * n / r.median / 1e9
+    return {name: (3 if name.startswith("triad") else 2) * itemsize * n / r.min / 1e9
             for name, r in res.items()}
 
 
 def _measure_gemm(sizes: tuple[int, ...], repeat: int, warmup: int, gap_s: float) -> dict[str, float]:
-    """GFLOP/s of np.dot for square float32 and float64 matrices, 2 n^3 / median time."""
+    """GFLOP/s of np.dot for square float32 and float64 matrices, 2 n^3 / fastest time."""
     rng = np.random.default_rng(0)
     candidates = {}
     for dtype in (np.float32, np.float64):
@@ -273,7 +273,7 @@ def _measure_gemm(sizes: tuple[int, ...], repeat: int, warmup: int, gap_s: float
             # Default arguments bind this iteration's arrays to the lambda.
             candidates[f"gemm_{np.dtype(dtype).name}_{n}"] = lambda x=x, y=y, out=out: np.dot(x, y, out=out)
     res = time_interleaved(candidates, repeat=repeat, warmup=warmup, gap_s=gap_s)
-    return {name: 2 * int(name.rsplit("_", 1)[1]) ** 3 / r.median / 1e9 for name, r in res.items()}
+    return {name: 2 * int(name.rsplit("_", 1)[1]) ** 3 / r.min / 1e9 for name, r in res.items()}
 
 
 def _measure(machine: dict, quick: bool) -> Ceilings:
