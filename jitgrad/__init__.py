@@ -14,7 +14,13 @@ from .core.errors import (ConcretizationTypeError, JitgradError, NonConcreteBool
                           UnexpectedTracerError, InvalidArgumentError)
 from . import numpy, lax, tree  # noqa: F401  (installs Array's operators)
 from .api import jit, make_ir, make_jaxpr  # noqa: F401
+from .transforms.batching import vmap  # noqa: F401
+from .transforms.ad import (checkpoint, custom_jvp, custom_vjp, grad, hessian,  # noqa: F401
+                            jacfwd, jacrev, jvp, linear_transpose, linearize, remat,
+                            value_and_grad, vjp)
 from .core import pytree as tree_util  # noqa: F401
+from . import debug  # noqa: F401  (jitgrad.debug.print, debug_nans)
+from .explain import explain, to_dot  # noqa: F401
 
 __version__ = "0.1.0"
 
@@ -24,7 +30,18 @@ def block_until_ready(x):
     return tree.map(lambda a: a.block_until_ready() if hasattr(a, "block_until_ready") else a, x)
 
 
-def device_get(x):
-    """The pytree ``x`` with every array converted to a numpy array."""
-    import numpy as _np
-    return tree.map(lambda a: _np.asarray(a) if isinstance(a, Array) else a, x)
+# Devices and placement (jax.devices, jax.device_put, jax.device_get): see placement.py.
+from .placement import (default_backend, device_count, device_get, device_put,  # noqa: E402,F401
+                        devices, local_devices)
+from .core.device import Device  # noqa: E402,F401
+
+
+# The user-level libraries load on first use: ``jitgrad.random``, ``jitgrad.nn``, ...
+_LAZY_SUBMODULES = ("random", "nn", "optim", "data", "training")
+
+
+def __getattr__(name):
+    if name in _LAZY_SUBMODULES:
+        import importlib
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module 'jitgrad' has no attribute {name!r}")

@@ -19,6 +19,7 @@ from typing import Any, Callable, Hashable, Sequence
 import numpy as np
 
 from . import backends
+from . import debug as _debug
 from .core import dtypes, trace_state
 from .core.abstract import ShapedArray
 from .core.array import Array, ArrayImpl
@@ -54,11 +55,15 @@ def _leaf_value(x: Any) -> Any:
     t = type(x)
     if t is ArrayImpl:
         return x._value
+    if isinstance(x, Array) and not isinstance(x, Tracer):
+        # A GPU array given to a host executable: never copied back implicitly.
+        from .backends.cuda.array import host_executable_error
+        raise host_executable_error(x, "cpu/reference")
     return to_numpy(x)
 
 
 class _CacheEntry:
-    __slots__ = ("closed", "executable", "out_tree", "out_avals", "in_avals")
+    __slots__ = ("closed", "executable", "out_tree", "out_avals", "in_avals", "device_call")
 
     def __init__(self, closed, executable, out_tree, in_avals):
         self.closed = closed
@@ -66,6 +71,8 @@ class _CacheEntry:
         self.out_tree = out_tree
         self.in_avals = in_avals
         self.out_avals = closed.ir.out_avals
+        # Device backends (cuda) take jitgrad arrays and return arrays that stay on the device.
+        self.device_call = getattr(executable, "call_arrays", None)
 
 
 def _static_key(value: Any, where: str) -> Hashable:
@@ -145,7 +152,8 @@ class JitFunction:
         self._cache = _function_cache(fun)
         self._lock = threading.Lock()
         self._name = getattr(fun, "__name__", type(fun).__name__)
-        functools.update_wrapper(self, fun)
+        # Not fun's __dict__: a custom_jvp/custom_vjp object keeps its own `fun` there.
+        functools.update_wrapper(self, fun, updated=())
 
     # -- the hot path
     def __call__(self, *args, **kwargs):
@@ -154,7 +162,12 @@ class JitFunction:
         if entry is None:
             entry = self._compile(key, args, kwargs, leaves, in_tree, static)
         if trace_state.is_eager():
+            if entry.device_call is not None:
+                outs = entry.device_call(leaves, lambda: self._labels(args, kwargs))
+                return tree_unflatten(entry.out_tree, outs)
             outs = entry.executable(*[_leaf_value(x) for x in leaves])
+            if _debug.nan_checking.on:   # debug_nans: find and name the op that made a NaN
+                _debug.check_nans(entry.closed, [_leaf_value(x) for x in leaves], outs, self._name)
             outs = [ArrayImpl(o, a.weak_type) for o, a in zip(outs, entry.out_avals)]
         else:
             outs = eval_ir(entry.closed.ir, entry.closed.consts, leaves)
@@ -325,8 +338,9 @@ def _retrace_reason(old, new, labels) -> str:
 
 
 def optimize(closed: ClosedIR) -> ClosedIR:
-    """Run the optimisation passes (none yet beyond what the backend does)."""
-    return closed
+    """Run the optimisation passes (jitgrad.passes) to a fixed point."""
+    from .passes import optimize as run_passes
+    return run_passes(closed)
 
 
 def jit(fun: Callable | None = None, *, static_argnums: int | Sequence[int] = (),

@@ -414,3 +414,16 @@ def dynamic_update_index_in_dim(operand, update, index, axis: int):
     if get_aval(update).ndim == aval.ndim - 1:
         update = expand_dims(update, (axis,))
     return dynamic_update_slice_in_dim(operand, update, index, axis)
+
+
+# ------------------------------------------------------------------------- control flow
+# Defined with their primitives in ops/control.py. ``map`` is JAX's lax.map; it shadows the
+# builtin from here on, so nothing above this line may call the builtin ``map`` at run time.
+from .ops.control import cond, fori_loop, map, scan, switch, while_loop  # noqa: E402,F401,A004
+
+
+# ------------------------------------------------------------------------- convolution, pooling
+# Defined with their primitives in ops/conv.py and ops/windows.py.
+from .ops.conv import (ConvDimensionNumbers, conv, conv_dimension_numbers,  # noqa: E402,F401
+                       conv_general_dilated, conv_with_general_padding, padtype_to_pads)
+from .ops.windows import reduce_window  # noqa: E402,F401

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import importlib
 
-_MODULES = {"reference": "jitgrad.backends.reference"}
+_MODULES = {"reference": "jitgrad.backends.reference", "cpu": "jitgrad.backends.cpu",
+            "cuda": "jitgrad.backends.cuda"}
 
 
 def register(name: str, module: str) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .abstract import ShapedArray
+from .device import CPU_DEVICE, Device
 
 
 class Array:
@@ -104,6 +105,15 @@ class ArrayImpl(Array):
     def block_until_ready(self) -> "ArrayImpl":
         """Wait for the value to be computed (CPU results are always ready)."""
         return self
+
+    @property
+    def device(self) -> Device:
+        """The device holding the data: the host CPU (see ``jitgrad.devices``)."""
+        return CPU_DEVICE
+
+    def devices(self) -> set:
+        """The set of devices holding the data (``{x.device}``), as ``jax.Array.devices()``."""
+        return {CPU_DEVICE}
 
     def item(self, *args):
         return self._value.item(*args)

@@ -180,14 +180,15 @@ def _format_param(value: Any, indent: int) -> str:
     if isinstance(value, ClosedIR):
         value = value.ir
     if isinstance(value, IR):
-        inner = pretty_print(value, indent + 4)
+        # A sub-program (cond branch, loop body) prints nested, one level right of its equation.
+        inner = pretty_print(value, indent + 8)
         return "\n" + inner
     if isinstance(value, np.dtype):
         return value.name
     if isinstance(value, type) and issubclass(value, np.generic):
         return np.dtype(value).name
     if isinstance(value, (tuple, list)) and any(isinstance(x, (IR, ClosedIR)) for x in value):
-        return "(" + ", ".join(_format_param(x, indent) for x in value) + ")"
+        return "(" + ",".join(_format_param(x, indent) for x in value) + ")"
     if callable(value) and hasattr(value, "__name__"):
         return value.__name__
     return repr(value)

@@ -81,6 +81,10 @@ class EvalTrace(Trace):
                 weak = weak and x._weak_type
             elif isinstance(x, Tracer):
                 raise x._trace.escaped_error(x, primitive)
+            elif isinstance(x, Array):
+                # A concrete array on an accelerator (cuda's DeviceArrayImpl): the
+                # operation runs there, on all the arguments.
+                return x._eager_apply(primitive, args, params)
             else:
                 vals.append(x)
                 weak = weak and isinstance(x, (int, float)) and not isinstance(x, bool)

@@ -9,9 +9,10 @@ import numpy as _np
 from ..core.array import Array as ndarray  # noqa: F401
 from ..core import dtypes as _dtypes
 from . import _methods, linalg  # noqa: F401
-from .creation import (arange, array, asarray, empty, empty_like, eye, full, full_like,  # noqa: F401
-                       identity, linspace, meshgrid, ones, ones_like, tri, tril, triu, zeros,
-                       zeros_like)
+from .creation import (arange, array, asarray, copy, empty, empty_like, eye, full,  # noqa: F401
+                       full_like, identity, linspace, meshgrid, ones, ones_like, tri, tril, triu,
+                       zeros, zeros_like)
+from .einsum import einsum  # noqa: F401
 from .indexing import argwhere, flatnonzero, nonzero, take, take_along_axis  # noqa: F401
 from .linalg_ops import (diagonal, dot, inner, matmul, outer, tensordot, trace, vdot,  # noqa: F401
                          vecdot)
@@ -26,17 +27,24 @@ from .shapes import (array_split, atleast_1d, atleast_2d, atleast_3d, broadcast_
                      flip, fliplr, flipud, hsplit, hstack, matrix_transpose, moveaxis, ndim, pad,
                      permute_dims, ravel, repeat, reshape, roll, rollaxis, rot90, row_stack, shape,
                      size, split, squeeze, stack, swapaxes, tile, transpose, vsplit, vstack)
-from .ufuncs import (abs, absolute, allclose, arccos, arccosh, arcsin, arcsinh, arctan,  # noqa: F401
-                     arctan2, arctanh, around, array_equal, bitwise_and, bitwise_not, bitwise_or,
-                     bitwise_xor, cbrt, ceil, clip, copysign, cos, cosh, deg2rad, degrees, divide,
-                     divmod, equal, exp, exp2, expm1, fix, float_power, floor, floor_divide, fmax,
-                     fmin, fmod, greater, greater_equal, heaviside, hypot, invert, isclose,
-                     isfinite, isinf, isnan, isneginf, isposinf, left_shift, less, less_equal, log,
-                     log10, log1p, log2, logaddexp, logical_and, logical_not, logical_or,
+from .ufuncs import (abs, absolute, add, allclose, arccos, arccosh, arcsin,  # noqa: F401
+                     arcsinh, arctan, arctan2, arctanh, around, array_equal, array_equiv,
+                     bitwise_and, bitwise_not, bitwise_or, bitwise_xor, cbrt, ceil, clip, conj,
+                     conjugate, copysign, cos, cosh, deg2rad, degrees, divide, divmod, equal, exp,
+                     exp2, expm1, fix, float_power, floor, floor_divide, fmax, fmin, fmod, greater,
+                     greater_equal, heaviside, hypot, imag, invert, isclose, isfinite, isinf,
+                     isnan, isneginf, isposinf, left_shift, less, less_equal, log, log10, log1p,
+                     log2, logaddexp, logaddexp2, logical_and, logical_not, logical_or,
                      logical_xor, maximum, minimum, mod, multiply, nan_to_num, negative, nextafter,
-                     not_equal, positive, power, rad2deg, radians, reciprocal, remainder,
+                     not_equal, positive, power, rad2deg, radians, real, reciprocal, remainder,
                      right_shift, rint, round, select, sign, signbit, sin, sinc, sinh, sqrt,
                      square, subtract, tan, tanh, true_divide, trunc, where)
+
+# numpy's newer (array API) spellings of the same functions.
+acos, acosh, asin, asinh, atan, atan2, atanh = (arccos, arccosh, arcsin, arcsinh, arctan, arctan2,
+                                                arctanh)
+bitwise_invert, bitwise_left_shift, bitwise_right_shift = invert, left_shift, right_shift
+pow = power
 
 pi, e, inf, nan, euler_gamma = _np.pi, _np.e, _np.inf, _np.nan, _np.euler_gamma
 newaxis = None
@@ -53,6 +61,16 @@ del isdtype
 def isscalar(element) -> bool:
     """True for Python/numpy scalars and 0-d arrays."""
     return _np.isscalar(element) or (isinstance(element, ndarray) and element.ndim == 0)
+
+
+def iscomplexobj(x) -> bool:
+    """False: jitgrad has no complex dtypes."""
+    return False
+
+
+def isrealobj(x) -> bool:
+    """True: jitgrad has no complex dtypes."""
+    return True
 
 
 _methods.install()

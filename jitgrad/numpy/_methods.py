@@ -16,8 +16,8 @@ def _swap(fn):
     return lambda self, other: fn(other, self)
 
 
-def _astype(self, dtype, copy=False):
-    """A copy converted to ``dtype``."""
+def _astype(self, dtype, copy=False, device=None):
+    """The array converted to ``dtype`` (float -> int truncates toward zero)."""
     from .. import lax
     return lax.convert_element_type(self, canonical_dtype_arg(dtype))
 
@@ -80,6 +80,7 @@ _PROPERTIES = {
     "mT": lambda self: shapes.matrix_transpose(self),
     "at": lambda self: indexing._IndexUpdateHelper(self),
     "real": lambda self: self,
+    "imag": lambda self: ufuncs.imag(self),
     "nbytes": lambda self: self.size * self.dtype.itemsize,
     "itemsize": lambda self: self.dtype.itemsize,
 }

@@ -1,12 +1,46 @@
-"""Shared machinery of ``jitgrad.numpy``: operand conversion, promotion, broadcasting, axes.
+"""Shared machinery of ``jitgrad.numpy``: operand conversion, promotion, broadcasting, axes,
+and the eager fast paths.
 
 numpy semantics (implicit promotion and broadcasting, negative axes) are built here on
 top of the strict lax primitives. Eagerly, explicit broadcasts are skipped: the numpy
 implementations broadcast by themselves and give the same result, one op cheaper.
+
+Eager fast paths
+----------------
+Outside any trace, the common case -- jitgrad arrays of one strong dtype, or a strong
+array and a Python scalar of the same kind -- skips promotion, broadcasting and
+``bind`` and calls the primitive's numpy implementation directly (``fast_binary``,
+``fast_unary``); anything else (weak operands, mixed dtypes, shape errors, tracers)
+takes the general path, which is also what runs under ``jit``. Floating-point warnings
+are silenced as in JAX (which returns inf/NaN silently) by setting numpy's error-state
+context variable directly (``np.errstate`` costs ~3 us per use; this ~0.3 us).
+
+Measured with ``timeit`` (best of 5 x 20000 calls; CPython 3.11, numpy 2.4, x86-64, on a
+shared 2-core machine, so +-0.3 us), per call, jitgrad eager vs numpy on the same data:
+
+    ===============  ===========  ========  =========  ========
+    op               shape        numpy us  before us  after us
+    ===============  ===========  ========  =========  ========
+    x + y            (16,) f32       0.5      27.9       1.5
+    x * 2.0          (16,) f32       0.9      36.4       1.8
+    jnp.exp(x)       (16,) f32       0.6      35.2       1.6
+    jnp.sum(x)       (16,) f32       1.7      50.5       3.0
+    x @ w            (16,)@(16,16)   1.3     170.2       2.4
+    x + y            (32,32) f32     0.9      39.7       1.9
+    x * 2.0          (32,32) f32     1.2      69.7       2.2
+    jnp.exp(x)       (32,32) f32     2.6      44.4       3.6
+    jnp.sum(x)       (32,32) f32     2.2      23.9       3.5
+    x @ w            (32,32)@(32,32) 3.3     118.9       4.5
+    ===============  ===========  ========  =========  ========
+
+("numpy" is ``xn + yn`` etc. on the underlying numpy arrays; "before" was this package
+before the fast paths.) The remaining ~1 us is one Python call frame, the type/dtype
+checks, the error-state switch and wrapping the result in a read-only ``ArrayImpl``
+(~0.5 us of it in ``ArrayImpl.__init__``'s ``flags.writeable`` update).
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -19,9 +53,148 @@ from ..ops import elementwise as ew
 
 _PY_SCALARS = (int, float, bool)
 
+# The thread-local trace state: ``_STATE.trace is None`` means eager (what
+# trace_state.is_eager() returns, without the function call).
+_STATE = trace_state._state
+
+
+# ---------------------------------------------------------------- quiet numpy calls
+
+class _ErrstateVar:
+    """Stand-in for numpy's error-state context variable on numpys without one."""
+
+    def set(self, _):
+        state = np.errstate(all="ignore")
+        state.__enter__()
+        return state
+
+    def reset(self, state):
+        state.__exit__(None, None, None)
+
+
+try:  # numpy >= 2: the error state is a context variable; set it directly (~0.3 us).
+    from numpy._core._ufunc_config import _extobj_contextvar as _ERR_VAR
+    from numpy._core.umath import _make_extobj
+    _ERR_IGNORE = _make_extobj(all="ignore")
+except (ImportError, AttributeError, TypeError):  # pragma: no cover - older numpy
+    _ERR_VAR, _ERR_IGNORE = _ErrstateVar(), None
+
+
+def quiet_call(fn: Callable, *args):
+    """``fn(*args)`` with numpy's floating-point warnings off (JAX returns inf/NaN silently)."""
+    token = _ERR_VAR.set(_ERR_IGNORE)
+    try:
+        return fn(*args)
+    finally:
+        _ERR_VAR.reset(token)
+
+
+# ---------------------------------------------------------------- eager fast paths
+
+def wrap_result(out: Any, weak: bool = False) -> ArrayImpl:
+    """A fresh numpy result as a read-only ``ArrayImpl``.
+
+    ``setflags(write=False)`` before the constructor: ``ArrayImpl.__init__`` then only reads
+    the flag. Measured: ``v.flags.writeable = False`` ~3.3 us, ``v.setflags(write=False)``
+    ~1.6 us on a fresh 16-float result.
+    """
+    if type(out) is not np.ndarray:
+        out = np.asarray(out)
+    out.setflags(write=False)
+    return ArrayImpl(out, weak)
+
+
+# dtype kinds for which an op's result dtype equals its operands' dtype without any
+# promotion (and the primitive accepts them). Used to pick the fast path only.
+KINDS_ANY = frozenset("biuf")
+KINDS_NUMERIC = frozenset("iuf")
+KINDS_FLOAT = frozenset("f")
+KINDS_INT_OR_BOOL = frozenset("biu")
+KINDS_INT = frozenset("iu")
+
+
+def fast_binary(impl: Callable, kinds: frozenset, x: Any, y: Any):
+    """Eagerly run ``impl(x, y)`` for the common case, or return None for the general path.
+
+    The common case: no trace is active and ``x``/``y`` are strong jitgrad arrays of one
+    dtype, or one of them is a Python scalar whose kind (float/int) fits the array's
+    dtype so that weak-type promotion keeps that dtype.
+    """
+    if _STATE.trace is not None:
+        return None
+    tx, ty = type(x), type(y)
+    if tx is ArrayImpl:
+        if x._weak_type:
+            return None
+        xv = x._value
+        dt = xv.dtype
+        if ty is ArrayImpl:
+            if y._weak_type:
+                return None
+            yv = y._value
+            if yv.dtype is not dt:
+                return None
+        elif ty is float:
+            if dt.kind != "f":
+                return None
+            yv = dt.type(y)
+        elif ty is int:
+            if dt.kind not in "iuf":
+                return None
+            yv = dt.type(y)   # numpy raises OverflowError for an out-of-range int, as JAX does
+        else:
+            return None
+    elif tx is float or tx is int:
+        if ty is not ArrayImpl or y._weak_type:
+            return None
+        yv = y._value
+        dt = yv.dtype
+        if dt.kind != "f" and (tx is float or dt.kind not in "iu"):
+            return None
+        xv = dt.type(x)
+    else:
+        return None
+    if dt.kind not in kinds:
+        return None
+    token = _ERR_VAR.set(_ERR_IGNORE)
+    try:
+        out = impl(xv, yv)
+    except ValueError:      # e.g. shapes that do not broadcast: the general path explains
+        return None
+    finally:
+        _ERR_VAR.reset(token)
+    if type(out) is not np.ndarray:
+        out = np.asarray(out)
+    out.setflags(write=False)
+    return ArrayImpl(out, False)
+
+
+def fast_unary(impl: Callable, kinds: frozenset, x: Any):
+    """Eagerly run ``impl(x)`` on a jitgrad array whose dtype needs no promotion, or None."""
+    if _STATE.trace is not None or type(x) is not ArrayImpl:
+        return None
+    xv = x._value
+    if xv.dtype.kind not in kinds:
+        return None
+    token = _ERR_VAR.set(_ERR_IGNORE)
+    try:
+        out = impl(xv)
+    finally:
+        _ERR_VAR.reset(token)
+    if type(out) is not np.ndarray:
+        out = np.asarray(out)
+    out.setflags(write=False)
+    return ArrayImpl(out, x._weak_type)
+
+
+# ---------------------------------------------------------------- operands and promotion
 
 def asarray_operand(x: Any, name: str = "jitgrad.numpy") -> Any:
-    """Accept arrays, tracers, numpy values, Python scalars and (nested) lists."""
+    """Accept arrays, tracers, numpy values, Python scalars and (nested) lists.
+
+    Unlike JAX, lists and tuples are accepted (converted with ``jnp.array``) wherever an
+    array is; this only accepts more programs, it changes no result.
+    """
     if isinstance(x, (Array, _PY_SCALARS)):
         return x
     if isinstance(x, (np.ndarray, np.generic)):
@@ -35,6 +208,22 @@ def asarray_operand(x: Any, name: str = "jitgrad.numpy") -> Any:
     raise InvalidArgumentError(
         f"{name}: expected an array or a number, got {type(x).__name__}",
         hint="Pass jitgrad/numpy arrays or Python numbers.")
+
+
+def as_array(x: Any, name: str = "jitgrad.numpy") -> Array:
+    """Like ``asarray_operand`` but always a jitgrad ``Array`` (or tracer)."""
+    x = asarray_operand(x, name)
+    if isinstance(x, Array):
+        return x
+    from .creation import asarray
+    return asarray(x)
+
+
+def dtype_of(x: Any) -> np.dtype:
+    """The (canonical) dtype of an operand: array, tracer, numpy value or Python scalar."""
+    if isinstance(x, Array):
+        return x.dtype
+    return dtypes.dtype(x)
 
 
 def promote_dtypes(*args: Any) -> list[Any]:
@@ -65,13 +254,19 @@ def _to_dtype(a: Any, dt: np.dtype, weak: bool) -> Any:
     if isinstance(a, _PY_SCALARS):
         return ArrayImpl(np.asarray(a, dt), weak)
     if isinstance(a, Array):
-        if a.dtype == dt and a.weak_type == weak:
+        if a.dtype == dt and (a.weak_type == weak or not weak):
             return a
-        if a.dtype == dt and not weak:
-            return a
+        if weak and type(a) is ArrayImpl and _STATE.trace is None:
+            # Eagerly, the evaluator would drop the requested weak flag (it derives weakness
+            # from the operands only), so that f32[] results of `i32_array + 2.5` would be
+            # strong eagerly but weak under jit. Run the conversion here and keep the flag.
+            out = ew.convert_element_type_p.impl(a._value, new_dtype=dt, weak_type=True)
+            return ArrayImpl(np.asarray(out), True)
         return ew.convert_element_type_p.bind(a, new_dtype=dt, weak_type=weak)
     return a if a.dtype == dt else np.asarray(a, dt)
 
+
+# ---------------------------------------------------------------- broadcasting
 
 def broadcast_shapes(name: str, *shapes: Sequence[int]) -> tuple[int, ...]:
     """numpy's broadcasting of shapes, with an error that names the operation."""
@@ -106,7 +301,7 @@ def broadcast_operands(name: str, *args: Any) -> list[Any]:
     """Make operands' shapes agree for an elementwise primitive (rank-0 operands may stay)."""
     shapes = [np.shape(a) if isinstance(a, _PY_SCALARS) else a.shape for a in args]
     shape = broadcast_shapes(name, *shapes)
-    if trace_state.is_eager():
+    if _STATE.trace is None:
         return list(args)   # numpy's own broadcasting gives the same result
     return [a if (s == shape or s == ()) else broadcast_to_shape(a, shape)
             for a, s in zip(args, shapes)]
@@ -118,9 +313,14 @@ def elementwise_args(name: str, *args: Any, promote=promote_dtypes) -> list[Any]
     return broadcast_operands(name, *promote(*args))
 
 
+# ---------------------------------------------------------------- axes and arguments
+
 def normalize_axis(axis: int, ndim: int, name: str) -> int:
     """A non-negative axis, or a ShapeError naming the function."""
-    axis = int(axis)
+    try:
+        axis = int(axis)
+    except TypeError:
+        raise InvalidArgumentError(f"{name}: axis must be an integer, got {axis!r}") from None
     if not -ndim <= axis < max(ndim, 1) or (ndim == 0 and axis not in (0, -1)):
         raise ShapeError(f"{name}: axis {axis} is out of bounds for an array of rank {ndim}")
     return axis % ndim if ndim else 0
@@ -144,3 +344,11 @@ def check_unknown_kwargs(name: str, kwargs: dict) -> None:
         raise InvalidArgumentError(
             f"{name}() got unsupported keyword argument(s): {', '.join(sorted(kwargs))}",
             hint="jitgrad implements the JAX signature of this function; see its docstring.")
+
+
+def check_no_out(name: str, out: Any) -> None:
+    """JAX arrays are immutable, so ``out=`` (numpy's output buffer) is refused, as in JAX."""
+    if out is not None:
+        raise NotImplementedError(
+            f"The 'out' argument to jnp.{name} is not supported: jitgrad arrays are immutable; "
+            "use the returned value instead.")

@@ -15,8 +15,26 @@ from .. import lax
 from ..core import dtypes
 from ..core.array import Array, ArrayImpl
 from ..core.errors import ConcretizationTypeError, InvalidArgumentError
-from ..core.trace import get_aval
-from ._util import _PY_SCALARS
+from ..core.trace import Tracer, get_aval
+from ._util import _PY_SCALARS, _STATE, as_array
+from .scalar_types import canonical_dtype_arg
+
+ArrayLike = Any
+
+
+def _dtype_or_default(dtype) -> np.dtype:
+    # (``dtype or default`` would be wrong: np.dtype objects have len() 0, so are falsy.)
+    return dtypes.default_float_dtype() if dtype is None else canonical_dtype_arg(dtype)
+
+
+def _filled(shape: tuple[int, ...], value, dt: np.dtype, weak: bool = False) -> Array:
+    """``shape`` filled with the scalar ``value`` of dtype ``dt`` (a broadcast, not a constant)."""
+    scalar = np.asarray(value, dt)
+    if _STATE.trace is None:
+        # Eagerly: a read-only broadcast view, keeping the weak flag (which the eager
+        # evaluator would drop for a broadcast_in_dim).
+        return ArrayImpl(np.broadcast_to(scalar, shape), weak)
+    return lax.broadcast_in_dim(ArrayImpl(scalar, weak), shape, ())
 
 
 def _shape_tuple(shape) -> tuple[int, ...]:
@@ -34,15 +52,25 @@ def _shape_tuple(shape) -> tuple[int, ...]:
 
 
 def _has_traced(obj) -> bool:
-    if isinstance(obj, Array) and not isinstance(obj, ArrayImpl):
+    if isinstance(obj, Tracer):
         return True
     if isinstance(obj, (list, tuple)):
         return builtins.any(_has_traced(o) for o in obj)
     return False
 
 
-def array(object: Any, dtype=None, copy: bool = True, order=None, ndmin: int = 0) -> Array:
-    """Create an array from data (arrays, numpy arrays, scalars, nested lists of them)."""
+def array(object: Any, dtype=None, copy: bool = True, order: str | None = "K",
+          ndmin: int = 0) -> Array:
+    """Create an array from data (arrays, numpy arrays, scalars, nested lists of them).
+
+    A Python scalar gives a weakly typed array (as in JAX); 64-bit data is stored as 32-bit
+    unless x64 is enabled. ``copy`` has no visible effect (arrays are immutable) and only
+    ``order='K'``/``'C'``/``None`` are accepted.
+    """
+    if order not in (None, "K", "C", "A"):
+        raise NotImplementedError(f"jnp.array: only order='K' is implemented, got {order!r}")
+    if dtype is not None:
+        dtype = canonical_dtype_arg(dtype)
     if isinstance(object, Array):
         out = object if dtype is None else lax.convert_element_type(object, dtype)
         if copy and isinstance(out, ArrayImpl) and out is object:
@@ -77,21 +105,26 @@ def _concrete_list(obj):
     return obj
 
 
-def asarray(a: Any, dtype=None, order=None, copy=None) -> Array:
-    """Like ``array`` but never copies an existing jitgrad array."""
-    if isinstance(a, Array) and (dtype is None or np.dtype(dtype) == a.dtype):
+def asarray(a: Any, dtype=None, order: str | None = None, *, copy: bool | None = None) -> Array:
+    """Like ``array`` but returns a jitgrad array that already has ``dtype`` unchanged."""
+    if isinstance(a, Array) and (dtype is None or canonical_dtype_arg(dtype) == a.dtype):
         return a
-    return array(a, dtype=dtype, copy=False)
+    return array(a, dtype=dtype, copy=False, order=order)
+
+
+def copy(a: ArrayLike, order: str | None = None) -> Array:
+    """A copy of ``a`` (the same values; jitgrad arrays are immutable)."""
+    return array(a, copy=True, order=order)
 
 
 def zeros(shape, dtype=None) -> Array:
     """An array of zeros (default dtype float32, float64 with x64)."""
-    return lax.full(_shape_tuple(shape), 0, dtypes.canonicalize_dtype(dtype or dtypes.default_float_dtype()))
+    return _filled(_shape_tuple(shape), 0, _dtype_or_default(dtype))
 
 
 def ones(shape, dtype=None) -> Array:
-    """An array of ones."""
-    return lax.full(_shape_tuple(shape), 1, dtypes.canonicalize_dtype(dtype or dtypes.default_float_dtype()))
+    """An array of ones (default dtype float32, float64 with x64)."""
+    return _filled(_shape_tuple(shape), 1, _dtype_or_default(dtype))
 
 
 def empty(shape, dtype=None) -> Array:
@@ -102,29 +135,42 @@ def empty(shape, dtype=None) -> Array:
 def full(shape, fill_value, dtype=None) -> Array:
     """An array filled with ``fill_value`` (which may be an array broadcast to ``shape``)."""
     shape = _shape_tuple(shape)
-    if isinstance(fill_value, (Array, np.ndarray)) and np.ndim(fill_value) > 0:
+    if dtype is not None:
+        dtype = canonical_dtype_arg(dtype)
+    if isinstance(fill_value, (Array, np.ndarray, list, tuple)) and np.ndim(fill_value) > 0:
         from .shapes import broadcast_to
         value = asarray(fill_value, dtype)
         return broadcast_to(value, shape)
-    return lax.full(shape, fill_value, dtype)
+    if isinstance(fill_value, Array):
+        value = fill_value if dtype is None else lax.convert_element_type(fill_value, dtype)
+        from .shapes import broadcast_to
+        return broadcast_to(value, shape)
+    weak = dtype is None and dtypes.is_weakly_typed(fill_value)
+    dt = dtypes.dtype(fill_value) if dtype is None else dtype
+    return _filled(shape, fill_value, dt, weak)
 
 
 def _like(a, dtype, shape):
-    aval = get_aval(asarray(a) if isinstance(a, (list, tuple)) else a)
+    """(shape, dtype, weak) of a *_like result: ``a``'s unless given (weak only if inherited)."""
+    aval = get_aval(as_array(a, "zeros_like") if isinstance(a, (list, tuple)) else a)
     return (aval.shape if shape is None else _shape_tuple(shape),
-            aval.dtype if dtype is None else dtypes.canonicalize_dtype(dtype))
+            aval.dtype if dtype is None else canonical_dtype_arg(dtype),
+            dtype is None and aval.weak_type)
 
 
 def zeros_like(a, dtype=None, shape=None) -> Array:
-    """Zeros with the shape and dtype of ``a``."""
-    shape, dt = _like(a, dtype, shape)
-    return lax.full(shape, 0, dt)
+    """Zeros with the shape and dtype (and weak type) of ``a``."""
+    return _filled_like(a, dtype, shape, 0)
+
+
+def _filled_like(a, dtype, shape, value) -> Array:
+    shape, dt, weak = _like(a, dtype, shape)
+    return _filled(shape, value, dt, weak)
 
 
 def ones_like(a, dtype=None, shape=None) -> Array:
-    """Ones with the shape and dtype of ``a``."""
-    shape, dt = _like(a, dtype, shape)
-    return lax.full(shape, 1, dt)
+    """Ones with the shape and dtype (and weak type) of ``a``."""
+    return _filled_like(a, dtype, shape, 1)
 
 
 def empty_like(a, dtype=None, shape=None) -> Array:
@@ -133,21 +179,30 @@ def empty_like(a, dtype=None, shape=None) -> Array:
 
 
 def full_like(a, fill_value, dtype=None, shape=None) -> Array:
-    """``fill_value`` with the shape and dtype of ``a``."""
-    shape, dt = _like(a, dtype, shape)
-    return full(shape, fill_value, dt)
+    """``fill_value`` with the shape and dtype of ``a`` (unless ``dtype``/``shape`` are given)."""
+    shape, dt, weak = _like(a, dtype, shape)
+    if isinstance(fill_value, (Array, np.ndarray, list, tuple)) and np.ndim(fill_value) > 0:
+        return full(shape, fill_value, dt)
+    if isinstance(fill_value, Array):
+        from .shapes import broadcast_to
+        return broadcast_to(lax.convert_element_type(fill_value, dt), shape)
+    return _filled(shape, fill_value, dt, weak)
 
 
 def _static_number(x, name: str):
-    if isinstance(x, Array) and not isinstance(x, ArrayImpl):
+    if isinstance(x, Tracer):
         raise InvalidArgumentError(
             f"{name}: its arguments must be concrete numbers, got a traced value",
             hint="Sizes are static: pass them via static_argnums, or use lax.iota arithmetic.")
-    return x.item() if isinstance(x, (ArrayImpl, np.ndarray, np.generic)) else x
+    return x.item() if isinstance(x, (Array, np.ndarray, np.generic)) else x
 
 
 def arange(start, stop=None, step=None, dtype=None) -> Array:
-    """Evenly spaced values in [start, stop) (static bounds)."""
+    """Evenly spaced values ``start + i * step`` in [start, stop) (bounds must be static).
+
+    The dtype is inferred from the bounds as in JAX (Python ints give the default int,
+    floats the default float); the result is not weakly typed.
+    """
     start = _static_number(start, "arange")
     stop = _static_number(stop, "arange")
     step = _static_number(step, "arange")
@@ -156,7 +211,9 @@ def arange(start, stop=None, step=None, dtype=None) -> Array:
     step = 1 if step is None else step
     if dtype is None:
         dtype = dtypes.result_type(*[v for v in (start, stop, step)])
-    dtype = dtypes.canonicalize_dtype(dtype)
+    dtype = canonical_dtype_arg(dtype)
+    if step == 0:
+        raise ZeroDivisionError("arange: step must not be zero")
     n = builtins.max(0, int(np.ceil((stop - start) / step)))
     out = lax.iota(dtype, n)
     if step != 1:
@@ -172,7 +229,7 @@ def linspace(start, stop, num: int = 50, endpoint: bool = True, retstep: bool = 
     from . import ufuncs
     from .shapes import moveaxis
     num = int(num)
-    dt = dtypes.canonicalize_dtype(dtype) if dtype is not None else dtypes.default_float_dtype()
+    dt = _dtype_or_default(dtype)
     compute = dt if dtypes.is_float(dt) else dtypes.default_float_dtype()
     start = asarray(start, compute)
     stop = asarray(stop, compute)
@@ -188,14 +245,17 @@ def linspace(start, stop, num: int = 50, endpoint: bool = True, retstep: bool = 
         out = ufuncs.where(lax.reshape(last, (num,) + (1,) * len(bshape)), stop, out)
     if axis != 0 and out.ndim > 1:
         out = moveaxis(out, 0, axis)
+    if not dtypes.is_float(dt):
+        out = ufuncs.floor(out)    # integer linspace rounds down, as in numpy and JAX
     out = lax.convert_element_type(out, dt)
     return (out, lax.convert_element_type(step, dt)) if retstep else out
 
 
 def eye(N: int, M: int | None = None, k: int = 0, dtype=None) -> Array:
-    """A 2-D array with ones on the k-th diagonal."""
+    """A 2-D array with ones on the k-th diagonal (k > 0: above the main diagonal)."""
     M = N if M is None else M
-    dt = dtypes.canonicalize_dtype(dtype or dtypes.default_float_dtype())
+    N, M, k = operator.index(N), operator.index(M), operator.index(k)
+    dt = _dtype_or_default(dtype)
     rows = lax.broadcasted_iota(np.int32, (N, M), 0)
     cols = lax.broadcasted_iota(np.int32, (N, M), 1)
     return lax.convert_element_type(lax.eq(lax.add(rows, np.int32(k)), cols), dt)
@@ -209,7 +269,8 @@ def identity(n: int, dtype=None) -> Array:
 def tri(N: int, M: int | None = None, k: int = 0, dtype=None) -> Array:
     """Ones at and below the k-th diagonal."""
     M = N if M is None else M
-    dt = dtypes.canonicalize_dtype(dtype or dtypes.default_float_dtype())
+    N, M, k = operator.index(N), operator.index(M), operator.index(k)
+    dt = _dtype_or_default(dtype)
     rows = lax.broadcasted_iota(np.int32, (N, M), 0)
     cols = lax.broadcasted_iota(np.int32, (N, M), 1)
     return lax.convert_element_type(lax.ge(lax.add(rows, np.int32(k)), cols), dt)
@@ -218,7 +279,9 @@ def tri(N: int, M: int | None = None, k: int = 0, dtype=None) -> Array:
 def tril(m, k: int = 0) -> Array:
     """Lower triangle of the last two axes (zeros above the k-th diagonal)."""
     from .ufuncs import where
-    m = asarray(m)
+    m = as_array(m, "tril")
+    if m.ndim < 2:
+        raise ValueError(f"tril: argument must be at least 2-dimensional, got shape {m.shape}")
     mask = tri(m.shape[-2], m.shape[-1], k, dtype=np.bool_)
     return where(mask, m, zeros_like(m))
 
@@ -226,14 +289,19 @@ def tril(m, k: int = 0) -> Array:
 def triu(m, k: int = 0) -> Array:
     """Upper triangle of the last two axes (zeros below the k-th diagonal)."""
     from .ufuncs import where
-    m = asarray(m)
+    m = as_array(m, "triu")
+    if m.ndim < 2:
+        raise ValueError(f"triu: argument must be at least 2-dimensional, got shape {m.shape}")
     mask = tri(m.shape[-2], m.shape[-1], k - 1, dtype=np.bool_)
     return where(mask, zeros_like(m), m)
 
 
-def meshgrid(*xi, indexing: str = "xy", sparse: bool = False):
-    """Coordinate matrices from coordinate vectors (numpy semantics)."""
+def meshgrid(*xi: ArrayLike, copy: bool = True, sparse: bool = False,
+             indexing: str = "xy") -> list[Array]:
+    """Coordinate matrices from coordinate vectors (numpy semantics; ``copy`` has no effect)."""
     from .shapes import broadcast_to
+    if indexing not in ("xy", "ij"):
+        raise ValueError(f"meshgrid: indexing must be 'xy' or 'ij', got {indexing!r}")
     xs = [asarray(x).reshape(-1) for x in xi]
     nd = len(xs)
     shapes = [x.shape[0] for x in xs]

@@ -34,7 +34,10 @@ def _maybe_dtype(other):
 
 
 def _make(name: str, np_type) -> type:
-    return _ScalarMeta(name, (object,), {"dtype": np.dtype(np_type)})
+    doc = (f"The {np.dtype(np_type).name} scalar type: ``jnp.{name}(x)`` makes a 0-d array of "
+           f"that dtype (canonicalised: 64-bit types are 32-bit unless x64 is enabled), and "
+           f"``dtype=jnp.{name}`` names the dtype.")
+    return _ScalarMeta(name, (object,), {"dtype": np.dtype(np_type), "__doc__": doc})
 
 
 bool_ = _make("bool_", np.bool_)

@@ -10,16 +10,12 @@ import numpy as np
 from .. import lax
 from ..core.array import Array
 from ..core.errors import ShapeError
-from ._util import (asarray_operand, broadcast_shapes, broadcast_to_shape, normalize_axes,
+from ._util import (as_array, broadcast_shapes, broadcast_to_shape, normalize_axes,
                     normalize_axis, promote_dtypes)
 
 
 def _arr(a, name="jitgrad.numpy"):
-    a = asarray_operand(a, name)
-    if not isinstance(a, Array):
-        from .creation import asarray
-        a = asarray(a)
-    return a
+    return as_array(a, name)
 
 
 def _resolve_shape(size: int, shape, name="reshape") -> tuple[int, ...]:
@@ -47,18 +43,31 @@ def _resolve_shape(size: int, shape, name="reshape") -> tuple[int, ...]:
 
 
 def reshape(a, shape=None, order: str = "C", *, newshape=None, copy=None):
-    """Give a new shape (one axis may be -1); row-major order only."""
+    """Give a new shape (one axis may be -1), reading and writing elements in row-major
+    (``order='C'``) or column-major (``order='F'``) order. ``copy`` has no effect."""
     if shape is None:
+        if newshape is None:
+            raise TypeError("reshape() missing the required argument 'shape'")
         shape = newshape
-    if order != "C":
-        raise NotImplementedError("jitgrad.numpy.reshape supports order='C' only")
+    elif newshape is not None:
+        raise TypeError("reshape: give shape or newshape, not both")
     a = _arr(a, "reshape")
-    return lax.reshape(a, _resolve_shape(a.size, shape))
+    new = _resolve_shape(a.size, shape)
+    if order == "C":
+        return lax.reshape(a, new)
+    if order == "F":
+        flipped = lax.reshape(transpose(a), tuple(reversed(new)))
+        return transpose(flipped)
+    raise NotImplementedError(f"jnp.reshape: order must be 'C' or 'F', got {order!r}")
 
 
 def ravel(a, order: str = "C"):
-    """The flattened array."""
+    """The flattened array, in row-major (``'C'``) or column-major (``'F'``) order."""
     a = _arr(a, "ravel")
+    if order == "F":
+        a = transpose(a)
+    elif order not in ("C", "K", "A"):
+        raise NotImplementedError(f"jnp.ravel: order must be 'C' or 'F', got {order!r}")
     return lax.reshape(a, (a.size,))
 
 
@@ -102,6 +111,8 @@ def moveaxis(a, source, destination):
         raise ShapeError("moveaxis: source and destination must have the same number of axes")
     src = [normalize_axis(s, a.ndim, "moveaxis") for s in src]
     dst = [normalize_axis(d, a.ndim, "moveaxis") for d in dst]
+    if len(set(src)) != len(src) or len(set(dst)) != len(dst):
+        raise ShapeError(f"moveaxis: repeated axis in source {source} or destination {destination}")
     order = [i for i in range(a.ndim) if i not in src]
     for d, s in sorted(zip(dst, src)):
         order.insert(d, s)
@@ -150,7 +161,8 @@ def broadcast_to(array, shape):
     """Broadcast to ``shape`` with numpy rules."""
     a = _arr(array, "broadcast_to")
     shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(int(d) for d in shape)
-    if len(shape) < a.ndim or broadcast_shapes("broadcast_to", a.shape, shape) != shape:
+    tail = shape[len(shape) - a.ndim:] if a.ndim else ()
+    if len(shape) < a.ndim or any(d not in (1, t) for d, t in zip(a.shape, tail)):
         raise ShapeError(f"broadcast_to: cannot broadcast an array of shape {a.shape} to {shape}",
                          hint="Each axis must match or be 1, aligned from the right.")
     return broadcast_to_shape(a, shape)
@@ -188,8 +200,10 @@ def concatenate(arrays, axis: int | None = 0, dtype=None):
 concat = concatenate
 
 
-def stack(arrays, axis: int = 0, dtype=None):
-    """Join arrays along a new axis."""
+def stack(arrays, axis: int = 0, out=None, dtype=None):
+    """Join arrays of one shape along a new axis."""
+    if out is not None:
+        raise NotImplementedError("The 'out' argument to jnp.stack is not supported.")
     arrs = [_arr(a, "stack") for a in arrays]
     if not arrs:
         raise ValueError("need at least one array to stack")
@@ -367,10 +381,23 @@ def _pad_widths(pad_width, ndim):
     return [(int(lo), int(hi)) for lo, hi in pw]
 
 
-def pad(array, pad_width, mode: str = "constant", *, constant_values=0, **kwargs):
-    """Pad an array (modes 'constant', 'edge', 'reflect', 'symmetric', 'wrap')."""
+def pad(array, pad_width, mode: str = "constant", *, constant_values=0,
+        reflect_type: str = "even"):
+    """Pad an array; modes 'constant' (``constant_values``, per axis and side if an array),
+    'empty' (zeros), 'edge', 'reflect', 'symmetric' and 'wrap'.
+
+    ``pad_width`` is an int, a (before, after) pair, or one pair per axis. Only
+    ``reflect_type='even'`` is supported.
+    """
     a = _arr(array, "pad")
     widths = _pad_widths(pad_width, a.ndim)
+    if reflect_type != "even":
+        raise NotImplementedError("jnp.pad: only reflect_type='even' is supported")
+    if mode == "empty":
+        mode, constant_values = "constant", 0
+    elif mode != "constant" and not (isinstance(constant_values, (int, float))
+                                     and constant_values == 0):
+        raise ValueError(f"jnp.pad: constant_values is only used with mode='constant', not {mode!r}")
     if mode == "constant":
         cv = np.broadcast_to(np.asarray(constant_values), (a.ndim, 2)) \
             if np.ndim(constant_values) else None
@@ -387,7 +414,8 @@ def pad(array, pad_width, mode: str = "constant", *, constant_values=0, **kwargs
             out = lax.pad(out, np.asarray(cv[ax][1], a.dtype), cfg)
         return out
     if mode not in ("edge", "reflect", "symmetric", "wrap"):
-        raise NotImplementedError(f"jnp.pad: mode {mode!r} is not supported")
+        raise NotImplementedError(f"jnp.pad: mode {mode!r} is not supported (supported: "
+                                  "'constant', 'empty', 'edge', 'reflect', 'symmetric', 'wrap')")
     out = a
     for ax, (lo, hi) in enumerate(widths):
         n = out.shape[ax]
@@ -428,11 +456,22 @@ def _pad_piece(a, ax, width, mode, left):
 
 
 def repeat(a, repeats, axis=None, *, total_repeat_length=None):
-    """Repeat each element ``repeats`` times (static repeats)."""
+    """Repeat each element ``repeats`` times (an int, or one count per element along ``axis``;
+    the counts must be concrete). ``total_repeat_length``, if given, must equal the
+    resulting length (JAX's padding/truncation to another length is not supported)."""
     a = _arr(a, "repeat")
     if axis is None:
         a, axis = ravel(a), 0
     ax = normalize_axis(axis, a.ndim, "repeat")
+    if total_repeat_length is not None:
+        from ..core.trace import Tracer
+        reps_now = np.asarray(repeats) if not isinstance(repeats, Tracer) else None
+        total = None if reps_now is None else int(
+            np.sum(np.broadcast_to(reps_now, (a.shape[ax],))))
+        if total != total_repeat_length:
+            raise NotImplementedError(
+                "jnp.repeat: total_repeat_length must equal the sum of the (concrete) repeats; "
+                "padding or truncating to another length is not supported")
     if isinstance(repeats, (int, np.integer)):
         r = int(repeats)
         expanded = expand_dims(a, ax + 1)
@@ -442,9 +481,14 @@ def repeat(a, repeats, axis=None, *, total_repeat_length=None):
         new_shape = list(a.shape)
         new_shape[ax] *= r
         return lax.reshape(tiled, new_shape)
+    from ..core.trace import Tracer
+    if isinstance(repeats, Tracer):
+        raise NotImplementedError(
+            "jnp.repeat: traced repeats (the output size depends on their values) are not "
+            "supported; pass concrete repeats.")
     reps = np.asarray(repeats)
-    if isinstance(repeats, Array) and not hasattr(repeats, "_value"):
-        raise ShapeError("repeat: traced repeats need total_repeat_length, which is not supported")
+    if reps.size == 0 or reps.dtype == np.bool_:
+        reps = reps.astype(np.int64)
     idx = np.repeat(np.arange(a.shape[ax]), reps)
     from .indexing import take
     return take(a, idx.astype(np.int32), axis=ax)
@@ -485,7 +529,8 @@ def diff(a, n: int = 1, axis: int = -1, prepend=None, append=None):
         a = concatenate(parts, axis=ax)
     for _ in range(n):
         m = a.shape[ax]
-        a = ufuncs.subtract(lax.slice_in_dim(a, 1, m, 1, ax), lax.slice_in_dim(a, 0, builtins.max(m - 1, 0), 1, ax))
+        a = ufuncs.subtract(lax.slice_in_dim(a, builtins.min(1, m), m, 1, ax),
+                            lax.slice_in_dim(a, 0, builtins.max(m - 1, 0), 1, ax))
     return a
 
 

@@ -9,3 +9,16 @@ from ..core.primitive import ELEMENTWISE, Primitive
 stop_gradient_p = Primitive("stop_gradient", ELEMENTWISE)
 stop_gradient_p.impl = lambda x: np.asarray(x)
 stop_gradient_p.abstract_eval = lambda x: x
+
+
+# ------------------------------------------------------------------ batching rules
+from ..transforms.batching import defbroadcasting  # noqa: E402
+
+defbroadcasting(stop_gradient_p)
+
+
+# ------------------------------------------------------------------ autodiff rules
+# stop_gradient's derivative is zero (conventions in jitgrad/transforms/ad.py).
+from ..transforms.ad import defjvp_zero  # noqa: E402
+
+defjvp_zero(stop_gradient_p)

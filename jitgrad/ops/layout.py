@@ -247,3 +247,197 @@ def _iota_rule(dtype, shape, dimension):
 copy_p = Primitive("copy", ELEMENTWISE)
 copy_p.impl = lambda x: np.array(x)
 copy_p.abstract_eval = lambda x: x
+
+
+# ---------------------------------------------------------------- batching rules
+# Most layout ops keep the batch axis where it is and shift their axis params past it
+# (``batched_axis``); the ones that build a new shape move it to the front first.
+from ..core.trace import get_aval  # noqa: E402
+from ..transforms.batching import (axis_size_of, batched_axis, bdim_to_front,  # noqa: E402
+                                   defbroadcasting, moveaxis)
+
+
+def _broadcast_in_dim_batch(vals, dims, shape, broadcast_dimensions):
+    x = moveaxis(vals[0], dims[0], 0)
+    size = get_aval(x).shape[0]
+    dims = (0,) + tuple(d + 1 for d in broadcast_dimensions)
+    return broadcast_in_dim_p.bind(x, shape=(size,) + tuple(shape), broadcast_dimensions=dims), 0
+
+
+def _reshape_batch(vals, dims, new_sizes, dimensions=None):
+    x = moveaxis(vals[0], dims[0], 0)
+    size = get_aval(x).shape[0]
+    perm = None if dimensions is None else (0,) + tuple(d + 1 for d in dimensions)
+    return reshape_p.bind(x, new_sizes=(size,) + tuple(new_sizes), dimensions=perm), 0
+
+
+def _transpose_batch(vals, dims, permutation):
+    # One transpose does both: the batch axis goes first, the others follow ``permutation``.
+    d = dims[0]
+    perm = (d,) + tuple(batched_axis(p, d) for p in permutation)
+    return transpose_p.bind(vals[0], permutation=perm), 0
+
+
+def _squeeze_batch(vals, dims, dimensions):
+    d = dims[0]
+    out_dim = d - sum(1 for a in dimensions if a < d)
+    out = squeeze_p.bind(vals[0], dimensions=tuple(batched_axis(a, d) for a in dimensions))
+    return out, out_dim
+
+
+def _rev_batch(vals, dims, dimensions):
+    d = dims[0]
+    return rev_p.bind(vals[0], dimensions=tuple(batched_axis(a, d) for a in dimensions)), d
+
+
+def _slice_batch(vals, dims, start_indices, limit_indices, strides=None):
+    x, d = vals[0], dims[0]
+    size = get_aval(x).shape[d]
+    strides = (1,) * len(start_indices) if strides is None else tuple(strides)
+    return slice_p.bind(x, start_indices=_insert(start_indices, d, 0),
+                        limit_indices=_insert(limit_indices, d, size),
+                        strides=_insert(strides, d, 1)), d
+
+
+def _pad_batch(vals, dims, padding_config):
+    (x, padding_value), (d, pd) = vals, dims
+    if pd is None:
+        config = _insert(padding_config, d, (0, 0, 0))
+        return pad_p.bind(x, padding_value, padding_config=config), d
+    # A different padding value per example: pad with anything, then select the padding
+    # value where a padded mask of ones says "not data".
+    from .elementwise import select_n_p
+    size = axis_size_of(vals, dims)
+    x = bdim_to_front(x, d, size)
+    aval = get_aval(x)
+    zero = np.zeros((), aval.dtype)
+    padded = pad_p.bind(x, zero, padding_config=((0, 0, 0),) + tuple(padding_config))
+    ones = broadcast_in_dim_p.bind(np.ones((), np.bool_), shape=aval.shape[1:],
+                                   broadcast_dimensions=())
+    mask = pad_p.bind(ones, np.zeros((), np.bool_), padding_config=tuple(padding_config))
+    out_shape = get_aval(padded).shape
+    mask = broadcast_in_dim_p.bind(mask, shape=out_shape,
+                                   broadcast_dimensions=tuple(range(1, len(out_shape))))
+    fill = broadcast_in_dim_p.bind(padding_value, shape=out_shape, broadcast_dimensions=(0,))
+    return select_n_p.bind(mask, fill, padded), 0
+
+
+def _concatenate_batch(vals, dims, dimension):
+    size = axis_size_of(vals, dims)
+    xs = [bdim_to_front(x, d, size) for x, d in zip(vals, dims)]
+    return concatenate_p.bind(*xs, dimension=dimension + 1), 0
+
+
+def _insert(seq, index, value) -> tuple:
+    out = list(seq)
+    out.insert(index, value)
+    return tuple(out)
+
+
+broadcast_in_dim_p.batch = _broadcast_in_dim_batch
+reshape_p.batch = _reshape_batch
+transpose_p.batch = _transpose_batch
+squeeze_p.batch = _squeeze_batch
+rev_p.batch = _rev_batch
+slice_p.batch = _slice_batch
+pad_p.batch = _pad_batch
+concatenate_p.batch = _concatenate_batch
+defbroadcasting(copy_p)
+
+
+# ------------------------------------------------------------------ autodiff rules
+# Layout primitives are linear: the JVP applies them to the tangent and the transpose
+# moves the cotangent back (sum where data was replicated, zeros where it was dropped).
+# Conventions in jitgrad/transforms/ad.py.
+from ..transforms.ad import const_like, defjvp_zero, deflinear, is_undefined_primal  # noqa: E402
+
+
+def _reduce_sum(x, axes):
+    from .reductions import reduce_sum_p
+    return reduce_sum_p.bind(x, axes=tuple(axes)) if axes else x
+
+
+def _reshape_to(x, shape):
+    from ..core.trace import get_aval
+    shape = tuple(shape)
+    return x if get_aval(x).shape == shape else reshape_p.bind(x, new_sizes=shape, dimensions=None)
+
+
+def _inverse_permutation(perm):
+    return tuple(int(i) for i in np.argsort(perm))
+
+
+def _broadcast_in_dim_transpose(ct, x, shape, broadcast_dimensions):
+    # Sum over the new axes and over the size-1 axes that were stretched, then restore them.
+    in_shape = x.aval.shape
+    kept = [d for i, d in enumerate(broadcast_dimensions) if in_shape[i] != 1]
+    axes = tuple(a for a in range(len(shape)) if a not in kept)
+    return [_reshape_to(_reduce_sum(ct, axes), in_shape)]
+
+
+def _reshape_transpose(ct, x, new_sizes, dimensions=None):
+    if dimensions is None:
+        return [_reshape_to(ct, x.aval.shape)]
+    permuted = _reshape_to(ct, tuple(x.aval.shape[d] for d in dimensions))
+    return [transpose_p.bind(permuted, permutation=_inverse_permutation(dimensions))]
+
+
+def _slice_transpose(ct, x, start_indices, limit_indices, strides=None):
+    # Put the cotangent back where the slice took it from, zeros everywhere else.
+    strides = strides or (1,) * x.aval.ndim
+    config = []
+    for n, s, st, k in zip(x.aval.shape, start_indices, strides, ct.shape):
+        last = s + (k - 1) * st + 1 if k > 0 else s
+        config.append((int(s), int(n - last), int(st - 1)))
+    return [pad_p.bind(ct, const_like(ct, 0), padding_config=tuple(config))]
+
+
+def _pad_transpose(ct, x, padding_value, padding_config):
+    # Undo the edge padding (negative padding re-grows with zeros), then drop the interior.
+    zero = const_like(ct, 0)
+    unpadded = pad_p.bind(ct, zero, padding_config=tuple((-lo, -hi, 0)
+                                                         for lo, hi, _ in padding_config))
+    t_x = slice_p.bind(unpadded, start_indices=(0,) * len(padding_config),
+                       limit_indices=tuple(unpadded.shape),
+                       strides=tuple(it + 1 for _, _, it in padding_config))
+    t_pad = None
+    if is_undefined_primal(padding_value):
+        everything = tuple(range(len(padding_config)))
+        from .elementwise import sub_p
+        t_pad = sub_p.bind(_reduce_sum(ct, everything), _reduce_sum(t_x, everything))
+    return [t_x if is_undefined_primal(x) else None, t_pad]
+
+
+def _concatenate_transpose(ct, *xs, dimension):
+    out, start = [], 0
+    for x in xs:
+        shape = x.aval.shape if is_undefined_primal(x) else _shape_of(x)
+        n = shape[dimension]
+        if is_undefined_primal(x):
+            starts = [0] * len(shape)
+            limits = list(ct.shape)
+            starts[dimension], limits[dimension] = start, start + n
+            out.append(slice_p.bind(ct, start_indices=tuple(starts), limit_indices=tuple(limits),
+                                    strides=None))
+        else:
+            out.append(None)
+        start += n
+    return out
+
+
+def _shape_of(x):
+    from ..core.trace import get_aval
+    return get_aval(x).shape
+
+
+deflinear(broadcast_in_dim_p, _broadcast_in_dim_transpose)
+deflinear(reshape_p, _reshape_transpose)
+deflinear(transpose_p, lambda ct, x, permutation: [
+    transpose_p.bind(ct, permutation=_inverse_permutation(permutation))])
+deflinear(squeeze_p, lambda ct, x, dimensions: [_reshape_to(ct, x.aval.shape)])
+deflinear(rev_p, lambda ct, x, dimensions: [rev_p.bind(ct, dimensions=dimensions)])
+deflinear(slice_p, _slice_transpose)
+deflinear(pad_p, _pad_transpose)
+deflinear(concatenate_p, _concatenate_transpose)
+deflinear(copy_p, lambda ct, x: [ct])
+defjvp_zero(iota_p)

@@ -70,3 +70,97 @@ def _dot_general_rule(lhs, rhs, dimension_numbers, preferred_element_type=None):
     shape = (tuple(lhs.shape[a] for a in lb) + tuple(lhs.shape[a] for a in lf)
              + tuple(rhs.shape[a] for a in rf))
     return ShapedArray(shape, out_dtype, lhs.weak_type and rhs.weak_type)
+
+
+# ---------------------------------------------------------------- batching rules
+from ..core.trace import get_aval  # noqa: E402
+from ..transforms.batching import batched_axis, moveaxis  # noqa: E402
+
+
+def _dot_general_batch(vals, dims, dimension_numbers, preferred_element_type=None):
+    (lhs, rhs), (ld, rd) = vals, dims
+    (lc, rc), (lb, rb) = dimension_numbers
+    params = dict(preferred_element_type=preferred_element_type)
+
+    def shift(axes, d):
+        return tuple(batched_axis(a, d) for a in axes)
+
+    if ld is not None and rd is not None:
+        # Both batched: the vmapped axis becomes the first batch dimension of the contraction.
+        lhs, rhs = moveaxis(lhs, ld, 0), moveaxis(rhs, rd, 0)
+        dn = ((shift(lc, 0), shift(rc, 0)), ((0,) + shift(lb, 0), (0,) + shift(rb, 0)))
+        return dot_general_p.bind(lhs, rhs, dimension_numbers=dn, **params), 0
+    if ld is not None:
+        # Only lhs: its batch axis is one more free axis of lhs, in place.
+        lc2, lb2 = shift(lc, ld), shift(lb, ld)
+        out_dim = len(lb) + free_axes(get_aval(lhs).ndim, lc2, lb2).index(ld)
+        out = dot_general_p.bind(lhs, rhs, dimension_numbers=((lc2, rc), (lb2, rb)), **params)
+        return out, out_dim
+    # Only rhs: one more free axis of rhs, after all of lhs's free axes.
+    rc2, rb2 = shift(rc, rd), shift(rb, rd)
+    lhs_free = get_aval(lhs).ndim - len(lc) - len(lb)
+    out_dim = len(lb) + lhs_free + free_axes(get_aval(rhs).ndim, rc2, rb2).index(rd)
+    out = dot_general_p.bind(lhs, rhs, dimension_numbers=((lc, rc2), (lb, rb2)), **params)
+    return out, out_dim
+
+
+dot_general_p.batch = _dot_general_batch
+
+
+# ------------------------------------------------------------------ autodiff rules
+# dot_general is bilinear: d(l . r) = dl . r + l . dr, and each cotangent is the output
+# cotangent contracted with the other operand over its free axes, then permuted into the
+# operand's own axis order. Conventions in jitgrad/transforms/ad.py.
+from ..transforms.ad import NonLinearError, defjvp, is_undefined_primal  # noqa: E402
+
+
+def _dot(lhs, rhs, dimension_numbers, preferred_element_type):
+    return dot_general_p.bind(lhs, rhs, dimension_numbers=dimension_numbers,
+                              preferred_element_type=preferred_element_type)
+
+
+defjvp(dot_general_p,
+       lambda g, lhs, rhs, dimension_numbers, preferred_element_type=None:
+           _dot(g, rhs, dimension_numbers, preferred_element_type),
+       lambda g, lhs, rhs, dimension_numbers, preferred_element_type=None:
+           _dot(lhs, g, dimension_numbers, preferred_element_type))
+
+
+def _transpose_operand(ct, other, ndim, contract, batch, other_contract, other_batch,
+                       ct_other_free, ct_batch):
+    """Cotangent of one operand of ``dot_general``.
+
+    ``contract``/``batch`` are this operand's axes, ``other_*`` the other's;
+    ``ct_other_free`` are the axes of ``ct`` holding the other operand's free axes.
+    """
+    from .. import lax
+    other_dtype = other.dtype
+    if ct.dtype != other_dtype:
+        ct = lax.convert_element_type(ct, other_dtype)
+    out = _dot(ct, other, ((ct_other_free, free_axes(other.ndim, other_contract, other_batch)),
+                           (ct_batch, tuple(other_batch))), None)
+    # out's axes: batch, this operand's free axes, then the other's contracted axes in
+    # increasing order -- each standing for the matching axis in ``contract``.
+    order = list(batch) + list(free_axes(ndim, contract, batch))
+    order += [contract[list(other_contract).index(a)] for a in sorted(other_contract)]
+    return lax.transpose(out, tuple(order.index(a) for a in range(ndim)))
+
+
+def _dot_general_transpose(ct, lhs, rhs, dimension_numbers, preferred_element_type=None):
+    (lc, rc), (lb, rb) = dimension_numbers
+    if is_undefined_primal(lhs) and is_undefined_primal(rhs):
+        raise NonLinearError("dot_general of two values that both depend on the "
+                             "differentiated inputs is not linear; a JVP rule is wrong")
+    nb = len(lb)
+    if is_undefined_primal(lhs):
+        nlf = lhs.aval.ndim - len(lc) - nb
+        ct_rf = tuple(range(nb + nlf, ct.ndim))
+        return [_transpose_operand(ct, rhs, lhs.aval.ndim, lc, lb, rc, rb, ct_rf,
+                                   tuple(range(nb))), None]
+    nlf = lhs.ndim - len(lc) - nb
+    ct_lf = tuple(range(nb, nb + nlf))
+    return [None, _transpose_operand(ct, lhs, rhs.aval.ndim, rc, rb, lc, lb, ct_lf,
+                                     tuple(range(nb)))]
+
+
+dot_general_p.transpose = _dot_general_transpose

@@ -129,3 +129,150 @@ cumprod_p = _cumulative("cumprod", np.multiply.accumulate)
 cummax_p = _cumulative("cummax", np.maximum.accumulate)
 cummin_p = _cumulative("cummin", np.minimum.accumulate)
 cumlogsumexp_p = _cumulative("cumlogsumexp", np.logaddexp.accumulate)
+
+
+# ------------------------------------------------------------------ batching rules
+from ..transforms.batching import batched_axis, defreducer  # noqa: E402
+
+defreducer(reduce_sum_p, reduce_prod_p, reduce_max_p, reduce_min_p, reduce_and_p, reduce_or_p,
+           reduce_xor_p, argmax_p, argmin_p)
+
+
+def _cumulative_batch_rule(prim):
+    # The scan runs along the same per-example axis; the batch axis stays where it is.
+    def rule(vals, dims, axis, reverse=False):
+        (x,), (d,) = vals, dims
+        return prim.bind(x, axis=batched_axis(axis, d), reverse=reverse), d
+    return rule
+
+
+for _p in (cumsum_p, cumprod_p, cummax_p, cummin_p, cumlogsumexp_p):
+    _p.batch = _cumulative_batch_rule(_p)
+
+
+# ------------------------------------------------------------------ autodiff rules
+# Conventions in jitgrad/transforms/ad.py. reduce_sum and cumsum are linear; max/min split
+# the derivative equally among the positions attaining the extremum (as JAX does); the
+# products and the other cumulative ops are differentiated without dividing by the input,
+# so zeros in the input are handled exactly.
+from ..transforms.ad import const_like, defjvp_zero, deflinear, jvp_flat  # noqa: E402
+
+
+def _lax():
+    from .. import lax
+    return lax
+
+
+def _kept_axes(ndim, axes):
+    return tuple(i for i in range(ndim) if i not in axes)
+
+
+def _reduce_sum_transpose(ct, x, axes):
+    shape = x.aval.shape
+    return [_lax().broadcast_in_dim(ct, shape, _kept_axes(len(shape), axes))]
+
+
+deflinear(reduce_sum_p, _reduce_sum_transpose)
+
+
+def _chooser_jvp(prim):
+    """reduce_max / reduce_min: the tangent averaged over the positions equal to the result."""
+    def rule(primals, tangents, axes):
+        (x,), (g,) = primals, tangents
+        from .elementwise import convert_element_type_p, div_p, eq_p, mul_p
+        lax = _lax()
+        ans = prim.bind(x, axes=axes)
+        shape = x.shape
+        at_ans = eq_p.bind(x, lax.broadcast_in_dim(ans, shape, _kept_axes(len(shape), axes)))
+        where = convert_element_type_p.bind(at_ans, new_dtype=x.dtype, weak_type=False)
+        counts = reduce_sum_p.bind(where, axes=axes)
+        return ans, div_p.bind(reduce_sum_p.bind(mul_p.bind(g, where), axes=axes), counts)
+    return rule
+
+
+reduce_max_p.jvp = _chooser_jvp(reduce_max_p)
+reduce_min_p.jvp = _chooser_jvp(reduce_min_p)
+
+
+def _shift(x, axis, by, fill):
+    """``x`` moved ``by`` places along ``axis`` (toward the end), ``fill`` coming in."""
+    config = [(0, 0, 0)] * x.ndim
+    config[axis] = (by, -by, 0)
+    return _lax().pad(x, fill, config)
+
+
+def _reduce_prod_jvp(primals, tangents, axes):
+    # d prod(x) = sum_j g_j * prod_{k<j} x_k * prod_{k>j} x_k: exclusive products from both
+    # ends, with no division, so zeros in x are fine.
+    (x,), (g,) = primals, tangents
+    from .elementwise import mul_p
+    lax = _lax()
+    ans = reduce_prod_p.bind(x, axes=axes)
+    if not axes:
+        return ans, g
+    kept = _kept_axes(x.ndim, axes)
+    n = int(np.prod([x.shape[a] for a in axes]))
+    flat_shape = tuple(x.shape[a] for a in kept) + (n,)
+    xs = lax.reshape(lax.transpose(x, kept + tuple(axes)), flat_shape)
+    gs = lax.reshape(lax.transpose(g, kept + tuple(axes)), flat_shape)
+    last = len(kept)
+    one = const_like(x, 1)
+    before = _shift(cumprod_p.bind(xs, axis=last, reverse=False), last, 1, one)
+    after = _shift(cumprod_p.bind(xs, axis=last, reverse=True), last, -1, one)
+    return ans, reduce_sum_p.bind(mul_p.bind(gs, mul_p.bind(before, after)), axes=(last,))
+
+
+reduce_prod_p.jvp = _reduce_prod_jvp
+
+defjvp_zero(reduce_and_p, reduce_or_p, reduce_xor_p, argmax_p, argmin_p)
+
+deflinear(cumsum_p, lambda ct, x, axis, reverse=False: [
+    cumsum_p.bind(ct, axis=axis, reverse=not reverse)])
+
+
+def prefix_scan(combine, x, axis: int, reverse: bool, fill):
+    """Inclusive scan of ``combine`` along ``axis``, in log2(n) rounds of shifted combines.
+
+    Built from primitives (pad, rev and ``combine``), so its JVP follows from theirs: the
+    cumulative primitives below are differentiated through it (as JAX differentiates
+    them through an associative scan). ``fill`` is ``combine``'s identity.
+    """
+    lax = _lax()
+    if reverse:
+        x = lax.rev(x, (axis,))
+    k, n = 1, x.shape[axis]
+    while k < n:
+        x = combine(_shift(x, axis, k, fill), x)
+        k *= 2
+    return lax.rev(x, (axis,)) if reverse else x
+
+
+def _logaddexp(a, b):
+    from .elementwise import (abs_p, add_p, eq_p, exp_p, log1p_p, max_p, neg_p, select_n_p,
+                              sub_p)
+    amax = max_p.bind(a, b)
+    out = add_p.bind(amax, log1p_p.bind(exp_p.bind(neg_p.bind(abs_p.bind(sub_p.bind(a, b))))))
+    # Equal arguments (equal infinities included): amax + log 2, with a symmetric derivative.
+    return select_n_p.bind(eq_p.bind(a, b), out, add_p.bind(amax, const_like(a, np.log(2.0))))
+
+
+def _scan_jvp(prim, combine, fill):
+    def rule(primals, tangents, axis, reverse=False):
+        (x,), (g,) = primals, tangents
+        ans = prim.bind(x, axis=axis, reverse=reverse)
+        _, (t,) = jvp_flat(lambda v: [prefix_scan(combine, v, axis, reverse, fill(v))], [x], [g])
+        return ans, t
+    return rule
+
+
+def _binary(name):
+    def combine(a, b):
+        from . import elementwise
+        return getattr(elementwise, name).bind(a, b)
+    return combine
+
+
+cumprod_p.jvp = _scan_jvp(cumprod_p, _binary("mul_p"), lambda x: const_like(x, 1))
+cummax_p.jvp = _scan_jvp(cummax_p, _binary("max_p"), lambda x: const_like(x, -np.inf))
+cummin_p.jvp = _scan_jvp(cummin_p, _binary("min_p"), lambda x: const_like(x, np.inf))
+cumlogsumexp_p.jvp = _scan_jvp(cumlogsumexp_p, _logaddexp, lambda x: const_like(x, -np.inf))

@@ -1,0 +1,830 @@
+"""Generate the numba source of one executable from a ``FusedProgram``.
+
+The module holds one function per kernel (group), named after what it fuses
+(``k0_dot_add_max``), and one ``@njit`` *entry* function per segment that calls the
+segment's kernels in order: one call from Python runs the whole segment in machine
+code. A program is one segment unless it contains fallback equations (run in Python
+through the reference implementation), which split it.
+
+Calling convention: an entry takes every array it touches as an argument, in the
+order inputs, outputs, temporaries. The caller allocates outputs (fresh per call) and
+temporaries (reused from a pool across calls), so the entry allocates nothing large
+itself; a later memory planner can hand it donated or pooled buffers instead. Inputs are
+C-contiguous and read-only; entries carry explicit signatures, so they compile (or load
+from numba's cache) when the module is imported.
+
+Shapes are static, so loops have constant bounds; a loop phase runs its rows with
+``prange`` only when it is large and the program calls no BLAS (BASELINES.md: OpenMP
+workers and OpenBLAS threads fight for the two cores after every BLAS call).
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import re
+
+import numpy as np
+
+from ...core.ir import Eqn, Literal, Var
+from ...passes import fusion as fu
+from ...passes import fusion_index as fi
+from . import scalar
+
+# A loop phase runs in parallel when it has at least this many elements (and the program
+# calls no BLAS). See bench/RESULTS.md for the measurement behind it.
+PARALLEL_MIN_ELEMENTS = 1 << 18
+# Leading loops are collapsed into one parallel loop until it has this many iterations.
+PARALLEL_MIN_ITERATIONS = 16
+# Bumped whenever generated code changes meaning; part of the disk-cache key.
+CODEGEN_VERSION = 1
+
+
+@dataclasses.dataclass(eq=False)
+class KernelSegment:
+    """Consecutive kernels run by one entry function."""
+
+    entry: str
+    groups: list[fu.Group]
+    inputs: list[Var]
+    outputs: list[Var]
+    temps: list[Var]
+
+
+@dataclasses.dataclass(eq=False)
+class FallbackSegment:
+    """One equation run through its reference implementation, in Python."""
+
+    group: fu.Group
+
+    @property
+    def eqn(self) -> Eqn:
+        return self.group.eqns[0]
+
+
+@dataclasses.dataclass(eq=False)
+class ModulePlan:
+    """The generated source and how to call it."""
+
+    source: str
+    segments: list
+    uses_blas: bool
+
+
+def is_blas_dot(eqn: Eqn) -> bool:
+    """Whether this dot_general lowers to BLAS (np.dot) rather than explicit loops."""
+    lhs, rhs = eqn.invars
+    out = eqn.outvars[0].aval.dtype
+    return (lhs.aval.dtype == rhs.aval.dtype == out and np.dtype(out) in
+            (np.dtype(np.float32), np.dtype(np.float64)))
+
+
+class _Writer:
+    def __init__(self):
+        self.lines: list[str] = []
+        self.depth = 0
+
+    def __call__(self, text: str) -> None:
+        self.lines.append("    " * self.depth + text)
+
+    @contextlib.contextmanager
+    def block(self, header: str):
+        self(header)
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+class _Reads(fi.ReadContext):
+    """How a kernel reads variables: computed scalars by name, arrays by index."""
+
+    def __init__(self, gen: "_Generator", phase: fu.Phase | None, exclude: Var | None = None):
+        self.gen = gen
+        self.phase = phase
+        self.exclude = exclude
+        self.touched: set[int] = set()
+
+    def _local(self, var: Var) -> bool:
+        return (self.phase is not None and id(var) in self.phase.info
+                and var is not self.exclude)
+
+    def view_eqn(self, var: Var) -> Eqn | None:
+        f = self.gen.fused
+        if not fu.is_view_var(var, self._local(var), f.view_ids, f.placement):
+            return None
+        return f.producer[id(var)]
+
+    def leaf(self, var: Var, idx) -> str:
+        if self._local(var):
+            assert tuple(idx) == self.phase.info[id(var)].canon, (var, idx)
+            self.touched.add(id(var))
+            return self.gen.scalar_name(var)
+        return self.gen.element(var, idx)
+
+    def literal(self, lit: Literal) -> str:
+        return scalar.literal_atom(lit)
+
+    def cast_index(self, expr: str, dtype) -> str:
+        return scalar.cast(expr, dtype)
+
+
+_SIMPLE = re.compile(r"^(?:[A-Za-z_]\w*|np\.\w+\(-?[\w.+-]*\))$")
+
+
+def _simple(expr: str) -> bool:
+    """A name or a typed literal: cheap to repeat in an expression."""
+    return bool(_SIMPLE.match(expr))
+
+
+class _Generator:
+    def __init__(self, fused: fu.FusedProgram):
+        self.fused = fused
+        self.names = fused.names
+        self.tmp = 0
+        self.uses_blas = any(e.primitive.name == "dot_general" and is_blas_dot(e)
+                             for g in fused.groups for e in g.eqns)
+
+    # -- naming
+    def buffer_name(self, var: Var) -> str:
+        return f"b_{self.names[id(var)]}"
+
+    def scalar_name(self, var: Var) -> str:
+        return f"v_{self.names[id(var)]}"
+
+    def fresh(self, prefix: str = "t") -> str:
+        self.tmp += 1
+        return f"{prefix}{self.tmp}"
+
+    def element(self, var: Var, idx) -> str:
+        if not idx:
+            return f"{self.buffer_name(var)}[()]"
+        return f"{self.buffer_name(var)}[{', '.join(idx)}]"
+
+    def read(self, atom, idx, ctx: _Reads) -> str:
+        return fi.read_expr(atom, idx, ctx)
+
+    # -- parallel policy
+    def parallel(self, n_elements: int) -> bool:
+        return not self.uses_blas and n_elements >= PARALLEL_MIN_ELEMENTS
+
+    # -- loops
+    @contextlib.contextmanager
+    def loops(self, w: _Writer, axes, domain, parallel: bool, serial_axes=()):
+        """Nested loops over ``axes`` of ``domain`` (size-1 axes need none: their index is 0).
+
+        With ``parallel``, the leading loops (none of ``serial_axes``) are collapsed into one
+        ``prange`` loop of at least PARALLEL_MIN_ITERATIONS iterations where possible."""
+        axes = [a for a in axes if domain[a] != 1]
+        opened = 0
+        if parallel and axes and axes[0] not in serial_axes:
+            c, n = 0, 1
+            while c < len(axes) and n < PARALLEL_MIN_ITERATIONS and axes[c] not in serial_axes:
+                n *= domain[axes[c]]
+                c += 1
+            lead = axes[:c]
+            if len(lead) == 1:
+                w(f"for i{lead[0]} in prange({domain[lead[0]]}):")
+                w.depth += 1
+            else:
+                t = self.fresh("p")
+                w(f"for {t} in prange({n}):")
+                w.depth += 1
+                for k, e in zip(lead, fi.unravel(t, [domain[a] for a in lead])):
+                    w(f"i{k} = {e}")
+            opened = 1
+            axes = axes[c:]
+        for a in axes:
+            w(f"for i{a} in range({domain[a]}):")
+            w.depth += 1
+            opened += 1
+        try:
+            yield
+        finally:
+            w.depth -= opened
+
+    # -- statements
+    def bind(self, w: _Writer, expr: str) -> str:
+        if _simple(expr):
+            return expr
+        t = self.fresh()
+        w(f"{t} = {expr}")
+        return t
+
+    def eqn_statement(self, w: _Writer, eqn: Eqn, phase: fu.Phase) -> set[int]:
+        """Emit ``v_out = ...`` for an elementwise or materialised layout equation."""
+        out = eqn.outvars[0]
+        info = phase.info[id(out)]
+        prim = eqn.primitive
+        if prim.kind == "layout" or prim.name == "iota":
+            ctx = _Reads(self, phase, exclude=out)
+            expr = fi.read_view_eqn(eqn, info.canon, ctx)
+        else:
+            ctx = _Reads(self, phase)
+            args = []
+            for a in eqn.invars:
+                m = fu.canonical_map(a.aval.shape, phase.domain, phase.reduce_axes)
+                e = self.read(a, fu.index_of_map(m), ctx)
+                if prim.name in scalar.MULTI_USE or prim.name == "convert_element_type":
+                    e = self.bind(w, e)
+                elif not _simple(e) and len(e) > 60:
+                    e = self.bind(w, e)
+                args.append(e)
+            expr = scalar.elementwise_expr(eqn, args)
+        w(f"{self.scalar_name(out)} = {expr}")
+        return ctx.touched
+
+    # ------------------------------------------------------------------ loop phases
+    def loop_phase(self, w: _Writer, group: fu.Group, phase: fu.Phase) -> None:
+        X, A, K = phase.domain, phase.reduce_axes, phase.row_axes
+        written = {id(v) for v in group.outputs + group.internal}
+        reds = [e for e in phase.eqns if e.primitive.kind == "reduction"]
+        others = [e for e in phase.eqns if e.primitive.kind != "reduction"]
+        info = phase.info
+        outv = lambda e: e.outvars[0]  # noqa: E731
+        pre = [e for e in others if not info[id(outv(e))].inner and info[id(outv(e))].canon == ()
+               and info[id(outv(e))].stage == 0]
+        pre_ids = {id(e) for e in pre}
+        outer = [e for e in others if not info[id(outv(e))].inner and id(e) not in pre_ids]
+        inner = [e for e in others if info[id(outv(e))].inner]
+        n = int(np.prod(X, dtype=np.int64)) if X else 1
+        par = self.parallel(n)
+        w(f"# loop over [{','.join(map(str, X))}]" + (f", reducing axes {A}" if A else "")
+          + (f", {phase.passes} passes per row" if phase.passes > 1 else "")
+          + (" (parallel)" if par else ""))
+        for e in pre:
+            self.eqn_statement(w, e, phase)
+        for e in pre:
+            if id(outv(e)) in written:
+                w(f"{self.element(outv(e), ())} = {self.scalar_name(outv(e))}")
+        trailing = fu._is_trailing(A, len(X))
+        if A and not trailing:
+            self._memory_order(w, phase, reds, outer, inner, written, par)
+        else:
+            self._row_order(w, phase, reds, outer, inner, written, par)
+
+    def _deps(self, phase: fu.Phase, eqns) -> dict[int, set[int]]:
+        """For each equation output: the local values its expression reads (dry run)."""
+        deps = {}
+        for e in eqns:
+            scratch = _Writer()
+            if e.primitive.kind == "reduction":
+                ctx = _Reads(self, phase)
+                self.read(e.invars[0], fu.index_of_map(fu.canonical_map(phase.domain, phase.domain,
+                                                                       phase.reduce_axes)), ctx)
+                deps[id(e.outvars[0])] = ctx.touched
+            else:
+                deps[id(e.outvars[0])] = self.eqn_statement(scratch, e, phase)
+        return deps
+
+    def _row_order(self, w, phase, reds, outer, inner, written, par) -> None:
+        X, A, K = phase.domain, phase.reduce_axes, phase.row_axes
+        info = phase.info
+        deps = self._deps(phase, phase.eqns)
+        inner_ids = {id(e.outvars[0]): e for e in inner}
+        n_rows = int(np.prod([X[k] for k in K], dtype=np.int64)) if K else 1
+        with self.loops(w, K, X, par and n_rows > 1):
+            for e in outer:
+                if info[id(e.outvars[0])].stage == 0:
+                    self.eqn_statement(w, e, phase)
+            for p in range(phase.passes):
+                preds = [r for r in reds if phase.reduction_pass[id(r.outvars[0])] == p]
+                writes = [e for e in inner if info[id(e.outvars[0])].stage == p
+                          and id(e.outvars[0]) in written]
+                targets = [r.invars[0] for r in preds if isinstance(r.invars[0], Var)]
+                needed: set[int] = set()
+                stack = [id(v) for v in targets] + [id(e.outvars[0]) for e in writes]
+                for r in preds:
+                    stack.extend(deps[id(r.outvars[0])])
+                while stack:
+                    vid = stack.pop()
+                    if vid in needed or vid not in inner_ids:
+                        continue
+                    needed.add(vid)
+                    stack.extend(deps[vid])
+                if preds or needed:
+                    if phase.passes > 1:
+                        w(f"# pass {p}")
+                    for r in preds:
+                        self._init_acc(w, r)
+                    with self.loops(w, A, X, False):
+                        for e in inner:
+                            if id(e.outvars[0]) in needed:
+                                self.eqn_statement(w, e, phase)
+                        for r in preds:
+                            self._accumulate(w, r, phase)
+                        for e in writes:
+                            v = e.outvars[0]
+                            w(f"{self.element(v, info[id(v)].canon)} = {self.scalar_name(v)}")
+                    for r in preds:
+                        self._finish_acc(w, r)
+                for e in outer:
+                    if info[id(e.outvars[0])].stage == p + 1:
+                        self.eqn_statement(w, e, phase)
+            for e in list(reds) + outer:
+                v = e.outvars[0]
+                if id(v) in written:
+                    w(f"{self.element(v, info[id(v)].canon)} = {self.scalar_name(v)}")
+
+    def _init_acc(self, w, r: Eqn) -> None:
+        v = r.outvars[0]
+        name = r.primitive.name
+        if name in ("argmax", "argmin"):
+            w(f"m_{self.names[id(v)]} = {scalar.literal(0, r.invars[0].aval.dtype)}")
+            w(f"{self.scalar_name(v)} = -1")
+        else:
+            w(f"{self.scalar_name(v)} = {scalar.reduction_init(name, v.aval.dtype)}")
+
+    def _accumulate(self, w, r: Eqn, phase: fu.Phase, acc: str | None = None,
+                    best: str | None = None) -> None:
+        v = r.outvars[0]
+        name = r.primitive.name
+        ctx = _Reads(self, phase)
+        x = self.read(r.invars[0], fu.index_of_map(fu.canonical_map(phase.domain, phase.domain,
+                                                                   phase.reduce_axes)), ctx)
+        acc = acc or self.scalar_name(v)
+        if name in ("argmax", "argmin"):
+            x = self.bind(w, x)
+            best = best or f"m_{self.names[id(v)]}"
+            (axis,) = r.params["axes"]
+            j = f"i{axis}" if phase.domain[axis] != 1 else "0"
+            cond = scalar.arg_better(name, r.invars[0].aval.dtype, best, x)
+            with w.block(f"if {acc} < 0 or {cond}:"):
+                w(f"{best} = {x}")
+                w(f"{acc} = {j}")
+        else:
+            w(f"{acc} = {scalar.reduction_combine(name, v.aval.dtype, acc, x)}")
+
+    def _finish_acc(self, w, r: Eqn) -> None:
+        v = r.outvars[0]
+        if r.primitive.name in ("argmax", "argmin"):
+            w(f"{self.scalar_name(v)} = {scalar.cast(self.scalar_name(v), v.aval.dtype)}")
+
+    def _memory_order(self, w, phase, reds, outer, inner, written, par) -> None:
+        """A single-pass reduction over non-trailing axes: loop in memory order and keep one
+        accumulator per row in an array (a column sum reads rows contiguously)."""
+        X, A, K = phase.domain, phase.reduce_axes, phase.row_axes
+        info = phase.info
+        kshape = tuple(X[k] for k in K)
+        accs = {}
+        for r in reds:
+            v = r.outvars[0]
+            name = self.names[id(v)]
+            kidx = info[id(v)].canon
+            arg = r.primitive.name in ("argmax", "argmin")
+            if id(v) in written and not arg:
+                acc = self.buffer_name(v)
+            else:
+                acc = f"a_{name}"
+                dt = "np.int64" if arg else scalar.np_type(v.aval.dtype)
+                w(f"{acc} = np.empty({kshape}, {dt})")
+            best = None
+            if arg:
+                best = f"m_{name}"
+                w(f"{best} = np.empty({kshape}, {scalar.np_type(r.invars[0].aval.dtype)})")
+            accs[id(v)] = (acc, best, kidx)
+        n_rows = int(np.prod(kshape, dtype=np.int64)) if kshape else 1
+        kpar = par and n_rows > 1
+        with self.loops(w, K, X, kpar):
+            for r in reds:
+                acc, best, kidx = accs[id(r.outvars[0])]
+                a = f"{acc}[{', '.join(kidx)}]" if kidx else f"{acc}[()]"
+                if best is not None:
+                    w(f"{a} = -1")
+                else:
+                    w(f"{a} = {scalar.reduction_init(r.primitive.name, r.outvars[0].aval.dtype)}")
+        # Parallel over axis 0 only if it is not reduced (rows then own their accumulators).
+        with self.loops(w, range(len(X)), X, par, serial_axes=A):
+            for e in outer:
+                if info[id(e.outvars[0])].stage == 0:
+                    self.eqn_statement(w, e, phase)
+            for e in inner:
+                self.eqn_statement(w, e, phase)
+            for r in reds:
+                acc, best, kidx = accs[id(r.outvars[0])]
+                ai = f"{acc}[{', '.join(kidx)}]" if kidx else f"{acc}[()]"
+                bi = (f"{best}[{', '.join(kidx)}]" if kidx else f"{best}[()]") if best else None
+                self._accumulate(w, r, phase, acc=ai, best=bi)
+            for e in inner:
+                v = e.outvars[0]
+                if id(v) in written:
+                    w(f"{self.element(v, info[id(v)].canon)} = {self.scalar_name(v)}")
+        need_epilogue = any(info[id(e.outvars[0])].stage > 0 for e in outer) or any(
+            id(e.outvars[0]) in written for e in outer) or any(
+            r.primitive.name in ("argmax", "argmin") and id(r.outvars[0]) in written for r in reds) \
+            or any(accs[id(r.outvars[0])][0] != self.buffer_name(r.outvars[0]) and
+                   id(r.outvars[0]) in written for r in reds)
+        if not need_epilogue:
+            return
+        with self.loops(w, K, X, kpar):
+            for r in reds:
+                v = r.outvars[0]
+                acc, best, kidx = accs[id(v)]
+                a = f"{acc}[{', '.join(kidx)}]" if kidx else f"{acc}[()]"
+                w(f"{self.scalar_name(v)} = {scalar.cast(a, v.aval.dtype) if best else a}")
+            for e in outer:
+                self.eqn_statement(w, e, phase)
+            for e in list(reds) + outer:
+                v = e.outvars[0]
+                if id(v) in written and not (e in reds and accs[id(v)][0] == self.buffer_name(v)):
+                    w(f"{self.element(v, info[id(v)].canon)} = {self.scalar_name(v)}")
+
+    # ------------------------------------------------------------------ matmul
+    def dot_phase(self, w: _Writer, eqn: Eqn) -> None:
+        lhs, rhs = eqn.invars
+        out = eqn.outvars[0]
+        (lc, rc), (lb, rb) = eqn.params["dimension_numbers"]
+        lf = tuple(a for a in range(lhs.aval.ndim) if a not in lc and a not in lb)
+        rf = tuple(a for a in range(rhs.aval.ndim) if a not in rc and a not in rb)
+        size = lambda var, axes: int(np.prod([var.aval.shape[a] for a in axes], dtype=np.int64))  # noqa
+        B, M, N, Kc = size(lhs, lb), size(lhs, lf), size(rhs, rf), size(lhs, lc)
+        o = self.buffer_name(out)
+        w(f"# {self.fused.describe_eqn(eqn)}")
+        if not is_blas_dot(eqn):
+            self._dot_loops(w, eqn, lb, lf, lc, rb, rc, rf)
+            return
+        if B * M * N == 0:
+            return
+        dt = scalar.np_type(out.aval.dtype)
+        if Kc == 0:
+            w(f"{o}[...] = {scalar.literal(0, out.aval.dtype)}" if out.aval.ndim else
+              f"{o}[()] = {scalar.literal(0, out.aval.dtype)}")
+            return
+        L = self._operand3(w, lhs, lb, lf, lc, (B, M, Kc))
+        R = self._operand3(w, rhs, rb, rc, rf, (B, Kc, N))
+        w(f"o3 = {o}.reshape(({B}, {M}, {N}))")
+        if B == 1:
+            w(f"np.dot({L}[0], {R}[0], o3[0])")
+        else:
+            with w.block(f"for bb in range({B}):"):
+                w(f"np.dot({L}[bb], {R}[bb], o3[bb])")
+        del dt
+
+    def _operand3(self, w, var, g0, g1, g2, shape3) -> str:
+        """A 3-D array view (g0, g1, g2 axis groups merged) of a dot operand, copying only
+        when the operand is not a transposed view of a contiguous array."""
+        ctx = _Reads(self, None)
+        perm = list(range(var.aval.ndim))
+        root = var
+        f = self.fused
+        # Fold transposes of a materialised array into the view.
+        while fu.is_view_var(root, False, f.view_ids, f.placement) and \
+                f.producer[id(root)].primitive.name == "transpose":
+            e = f.producer[id(root)]
+            p = e.params["permutation"]
+            perm = [p[a] for a in perm]
+            root = e.invars[0]
+        viewable = isinstance(root, Var) and not fu.is_view_var(root, False, f.view_ids, f.placement)
+        groups = [[perm[a] for a in g] for g in (g0, g1, g2)]
+        if viewable:
+            for g in groups:
+                if g and g != list(range(g[0], g[0] + len(g))):
+                    viewable = False
+        if viewable:
+            rshape = root.aval.shape
+            runs = sorted([(g[0], i) for i, g in enumerate(groups) if g])
+            order = [i for _, i in runs] + [i for i, g in enumerate(groups) if not g]
+            sizes = [shape3[i] for i in order]
+            t = self.fresh("op")
+            w(f"{t} = {self.buffer_name(root)}.reshape(({', '.join(map(str, sizes))},))")
+            inv = [order.index(i) for i in range(3)]
+            if inv != [0, 1, 2]:
+                w(f"{t} = np.transpose({t}, ({', '.join(map(str, inv))}))")
+            del rshape
+            return t
+        # Copy into a contiguous (g0, g1, g2) array, reading through any layout ops.
+        t = self.fresh("op")
+        w(f"{t} = np.empty({tuple(shape3)}, {scalar.np_type(var.aval.dtype)})")
+        sizes = [[var.aval.shape[a] for a in g] for g in (g0, g1, g2)]
+        with w.block(f"for c0 in range({shape3[0]}):"):
+            with w.block(f"for c1 in range({shape3[1]}):"):
+                with w.block(f"for c2 in range({shape3[2]}):"):
+                    idx = ["0"] * var.aval.ndim
+                    for g, sz, c in zip((g0, g1, g2), sizes, ("c0", "c1", "c2")):
+                        for a, e in zip(g, fi.unravel(c, sz)):
+                            idx[a] = e
+                    w(f"{t}[c0, c1, c2] = {self.read(var, idx, ctx)}")
+        return t
+
+    def _dot_loops(self, w, eqn, lb, lf, lc, rb, rc, rf) -> None:
+        """A dot_general BLAS cannot do (integers, bool, mixed precision): explicit loops,
+        accumulating as the reference does."""
+        lhs, rhs = eqn.invars
+        out = eqn.outvars[0]
+        odt, idt = np.dtype(out.aval.dtype), np.dtype(lhs.aval.dtype)
+        ctx = _Reads(self, None)
+        if idt.kind == "b":
+            acc_dt = np.dtype(np.int32)
+        else:
+            acc_dt = odt if odt.kind == idt.kind else idt
+        shape = out.aval.shape
+        nb_, nl = len(lb), len(lf)
+        csizes = [lhs.aval.shape[a] for a in lc]
+        with self.loops(w, range(len(shape)), shape, False):
+            w(f"acc = {scalar.literal(0, acc_dt)}")
+            cvars = [f"c{j}" for j in range(len(lc))]
+            opened = 0
+            for cv, n in zip(cvars, csizes):
+                w(f"for {cv} in range({n}):")
+                w.depth += 1
+                opened += 1
+            li, ri = ["0"] * lhs.aval.ndim, ["0"] * rhs.aval.ndim
+            for k, a in enumerate(lb):
+                li[a] = f"i{k}" if shape[k] != 1 else "0"
+            for k, a in enumerate(rb):
+                ri[a] = f"i{k}" if shape[k] != 1 else "0"
+            for k, a in enumerate(lf):
+                li[a] = f"i{nb_ + k}" if shape[nb_ + k] != 1 else "0"
+            for k, a in enumerate(rf):
+                ri[a] = f"i{nb_ + nl + k}" if shape[nb_ + nl + k] != 1 else "0"
+            for cv, a, b, n in zip(cvars, lc, rc, csizes):
+                li[a] = cv if n != 1 else "0"
+                ri[b] = cv if n != 1 else "0"
+            x = scalar.cast(self.read(lhs, li, ctx), acc_dt) if idt != acc_dt else self.read(lhs, li, ctx)
+            y = scalar.cast(self.read(rhs, ri, ctx), acc_dt) if idt != acc_dt else self.read(rhs, ri, ctx)
+            prod = f"{x} * {y}"
+            if acc_dt.kind == "f":
+                w(f"acc = acc + {prod}")
+            else:
+                w(f"acc = {scalar.cast(f'acc + {prod}', acc_dt)}")
+            w.depth -= opened
+            idx = [f"i{k}" if shape[k] != 1 else "0" for k in range(len(shape))]
+            res = scalar.cast("acc > 0", odt) if idt.kind == "b" else scalar.cast("acc", odt)
+            w(f"{self.element(out, idx)} = {res}")
+
+    # ------------------------------------------------------------------ opaque ops
+    def opaque_phase(self, w: _Writer, eqn: Eqn) -> None:
+        name = eqn.primitive.name
+        w(f"# {self.fused.describe_eqn(eqn)}")
+        if name in ("cumsum", "cumprod", "cummax", "cummin", "cumlogsumexp"):
+            self._cumulative(w, eqn)
+        elif name == "gather":
+            self._gather(w, eqn)
+        elif name == "scatter":
+            self._scatter(w, eqn)
+        elif name == "dynamic_slice":
+            self._dynamic_slice(w, eqn)
+        elif name == "dynamic_update_slice":
+            self._dynamic_update_slice(w, eqn)
+        else:   # pragma: no cover - supports() keeps these out
+            raise NotImplementedError(name)
+
+    def _cumulative(self, w, eqn) -> None:
+        x = eqn.invars[0]
+        out = eqn.outvars[0]
+        axis, reverse = eqn.params["axis"], eqn.params.get("reverse", False)
+        shape = x.aval.shape
+        n = shape[axis]
+        if n == 0 or 0 in shape:
+            return
+        ctx = _Reads(self, None)
+        others = [a for a in range(len(shape)) if a != axis]
+        dt = out.aval.dtype
+
+        def idx(j: str):
+            return [j if a == axis else (f"i{a}" if shape[a] != 1 else "0") for a in range(len(shape))]
+        first = str(n - 1) if reverse else "0"
+        with self.loops(w, others, shape, False):
+            w(f"acc = {self.read(x, idx(first), ctx)}")
+            w(f"{self.element(out, idx(first))} = acc")
+            with w.block(f"for k in range(1, {n}):"):
+                w(f"j = {n - 1} - k" if reverse else "j = k")
+                w(f"acc = {scalar.cumulative_combine(eqn.primitive.name, dt, 'acc', self.read(x, idx('j'), ctx))}")
+                w(f"{self.element(out, idx('j'))} = acc")
+
+    def _index_values(self, w, eqn, indices: Var, batch_idx, k: int, ctx) -> list[str]:
+        cols = []
+        for j in range(k):
+            c = f"c{j}"
+            w(f"{c} = np.int64({self.read(indices, list(batch_idx) + [str(j) if indices.aval.shape[-1] != 1 else '0'], ctx)})")
+            cols.append(c)
+        return cols
+
+    def _gather(self, w, eqn) -> None:
+        from ...ops.indexing import _fill_value
+        operand, indices = eqn.invars
+        out = eqn.outvars[0]
+        axes = tuple(eqn.params["axes"])
+        mode = eqn.params.get("mode", "clip")
+        fill = _fill_value(operand.aval.dtype, eqn.params.get("fill_value"))
+        oshape, ishape = operand.aval.shape, indices.aval.shape
+        shape = out.aval.shape
+        if 0 in shape:
+            return
+        dt = out.aval.dtype
+        fill_lit = scalar.literal(fill, dt)
+        if operand.aval.size == 0:   # a gathered axis is empty: the reference fills
+            with self.loops(w, range(len(shape)), shape, False):
+                w(f"{self.element(out, [f'i{k}' if shape[k] != 1 else '0' for k in range(len(shape))])} = {fill_lit}")
+            return
+        ctx = _Reads(self, None)
+        nbatch = len(ishape) - 1
+        rest = [a for a in range(len(oshape)) if a not in axes]
+        oidx_all = [f"i{k}" if shape[k] != 1 else "0" for k in range(len(shape))]
+        with self.loops(w, range(nbatch), shape, False):
+            cols = self._index_values(w, eqn, indices, oidx_all[:nbatch], len(axes), ctx)
+            conds = [f"0 <= {c} < {oshape[a]}" for c, a in zip(cols, axes)]
+            if mode == "fill":
+                w(f"ok = {' and '.join(conds) if conds else 'True'}")
+            for c, a in zip(cols, axes):
+                w(f"{c} = min(max({c}, 0), {oshape[a] - 1})")
+            with self.loops(w, range(nbatch, len(shape)), shape, False):
+                oi = ["0"] * len(oshape)
+                for c, a in zip(cols, axes):
+                    oi[a] = c
+                for k, a in enumerate(rest):
+                    oi[a] = oidx_all[nbatch + k]
+                val = self.read(operand, oi, ctx)
+                if mode == "fill":
+                    val = f"({val} if ok else {fill_lit})"
+                w(f"{self.element(out, oidx_all)} = {val}")
+
+    def _copy(self, w, src, dst: Var, ctx) -> None:
+        shape = dst.aval.shape
+        if 0 in shape:
+            return
+        idx = [f"i{k}" if shape[k] != 1 else "0" for k in range(len(shape))]
+        with self.loops(w, range(len(shape)), shape, False):
+            w(f"{self.element(dst, idx)} = {self.read(src, idx, ctx)}")
+
+    def _scatter(self, w, eqn) -> None:
+        operand, indices, updates = eqn.invars
+        out = eqn.outvars[0]
+        axes = tuple(eqn.params["axes"])
+        combine = eqn.params.get("combine", "set")
+        ctx = _Reads(self, None)
+        self._copy(w, operand, out, ctx)
+        oshape, ishape, ushape = operand.aval.shape, indices.aval.shape, updates.aval.shape
+        if operand.aval.size == 0 or updates.aval.size == 0:
+            return
+        nbatch = len(ishape) - 1
+        rest = [a for a in range(len(oshape)) if a not in axes]
+        uidx = [f"i{k}" if ushape[k] != 1 else "0" for k in range(len(ushape))]
+        with self.loops(w, range(nbatch), ushape, False):
+            cols = self._index_values(w, eqn, indices, uidx[:nbatch], len(axes), ctx)
+            conds = [f"0 <= {c} < {oshape[a]}" for c, a in zip(cols, axes)]
+            with w.block(f"if {' and '.join(conds) if conds else 'True'}:"):
+                with self.loops(w, range(nbatch, len(ushape)), ushape, False):
+                    oi = ["0"] * len(oshape)
+                    for c, a in zip(cols, axes):
+                        oi[a] = c
+                    for k, a in enumerate(rest):
+                        oi[a] = uidx[nbatch + k]
+                    target = self.element(out, oi)
+                    val = self.read(updates, uidx, ctx)
+                    w(f"{target} = {scalar.scatter_combine(combine, out.aval.dtype, target, val)}")
+
+    def _starts(self, w, starts, shape, sizes, ctx) -> list[str]:
+        names = []
+        for j, (s, n, k) in enumerate(zip(starts, shape, sizes)):
+            d = f"d{j}"
+            w(f"{d} = min(max(np.int64({self.read(s, (), ctx)}), 0), {n - k})")
+            names.append(d)
+        return names
+
+    def _dynamic_slice(self, w, eqn) -> None:
+        operand, *starts = eqn.invars
+        out = eqn.outvars[0]
+        shape = out.aval.shape
+        if 0 in shape:
+            return
+        ctx = _Reads(self, None)
+        ds = self._starts(w, starts, operand.aval.shape, shape, ctx)
+        idx = [f"i{k}" if shape[k] != 1 else "0" for k in range(len(shape))]
+        with self.loops(w, range(len(shape)), shape, False):
+            src = [f"({d} + {i})" if i != "0" else d for d, i in zip(ds, idx)]
+            w(f"{self.element(out, idx)} = {self.read(operand, src, ctx)}")
+
+    def _dynamic_update_slice(self, w, eqn) -> None:
+        operand, update, *starts = eqn.invars
+        out = eqn.outvars[0]
+        ctx = _Reads(self, None)
+        self._copy(w, operand, out, ctx)
+        ushape = update.aval.shape
+        if 0 in ushape or 0 in operand.aval.shape:
+            return
+        ds = self._starts(w, starts, operand.aval.shape, ushape, ctx)
+        idx = [f"i{k}" if ushape[k] != 1 else "0" for k in range(len(ushape))]
+        with self.loops(w, range(len(ushape)), ushape, False):
+            dst = [f"({d} + {i})" if i != "0" else d for d, i in zip(ds, idx)]
+            w(f"{self.element(out, dst)} = {self.read(update, idx, ctx)}")
+
+    # ------------------------------------------------------------------ kernels & entries
+    def kernel(self, group: fu.Group) -> tuple[str, list[Var]]:
+        """(source of the kernel function, its parameters in order)."""
+        params = list(group.inputs) + list(group.outputs) + list(group.internal)
+        w = _Writer()
+        loops = [p for p in group.phases if p.kind == "loop"]
+        par = any(self.parallel(int(np.prod(p.domain, dtype=np.int64)) if p.domain else 1)
+                  for p in loops)
+        w(f"@nb.njit({'parallel=True, ' if par else ''}**_OPTS)")
+        with w.block(f"def {group.name}({', '.join(self.buffer_name(v) for v in params)}):"):
+            w(f'"""{group.kind} kernel: {", ".join(self.names[id(v)] for v in group.outputs) or "-"} '
+              f'from {", ".join(self.names[id(v)] for v in group.inputs) or "-"}."""')
+            for p in group.phases:
+                if p.kind == "loop":
+                    self.loop_phase(w, group, p)
+                elif p.kind == "dot":
+                    self.dot_phase(w, p.eqns[0])
+                else:
+                    self.opaque_phase(w, p.eqns[0])
+        return w.text(), params
+
+    def generate(self, header: str) -> ModulePlan:
+        pieces = [header]
+        segments: list = []
+        kernel_params: dict[int, list[Var]] = {}
+        for g in self.fused.groups:
+            if g.kind == fu.FALLBACK_GROUP:
+                continue
+            src, params = self.kernel(g)
+            kernel_params[g.index] = params
+            pieces.append(src)
+        # Split into segments at fallbacks.
+        runs: list = []
+        cur: list[fu.Group] = []
+        for g in self.fused.groups:
+            if g.kind == fu.FALLBACK_GROUP:
+                if cur:
+                    runs.append(cur)
+                    cur = []
+                runs.append(g)
+            else:
+                cur.append(g)
+        if cur:
+            runs.append(cur)
+        ir = self.fused.ir
+        out_ids = {id(v) for v in ir.outvars if isinstance(v, Var)}
+        for si, run in enumerate(runs):
+            if isinstance(run, fu.Group):
+                segments.append(FallbackSegment(run))
+                continue
+            produced: dict[int, Var] = {}
+            reads: dict[int, Var] = {}
+            for g in run:
+                for v in g.inputs:
+                    reads.setdefault(id(v), v)
+                for v in g.outputs + g.internal:
+                    produced[id(v)] = v
+            later_reads: set[int] = set(out_ids)
+            for later in runs[si + 1:]:
+                gs = [later] if isinstance(later, fu.Group) else later
+                for g in gs:
+                    later_reads.update(id(v) for v in g.inputs)
+            inputs = [v for k, v in reads.items() if k not in produced]
+            outputs = [v for k, v in produced.items() if k in later_reads]
+            temps = [v for k, v in produced.items() if k not in later_reads]
+            entry = f"entry{si}"
+            segments.append(KernelSegment(entry, run, inputs, outputs, temps))
+            pieces.append(self.entry(entry, run, inputs, outputs, temps, kernel_params))
+        source = "\n\n\n".join(pieces) + "\n"
+        return ModulePlan(source, segments, self.uses_blas)
+
+    def entry(self, name, run, inputs, outputs, temps, kernel_params) -> str:
+        def typ(v: Var, ro: bool) -> str:
+            return f"_A({scalar.nb_type(v.aval.dtype)}, {v.aval.ndim}{', True' if ro else ''})"
+        sig = ", ".join([typ(v, True) for v in inputs] + [typ(v, False) for v in outputs + temps])
+        w = _Writer()
+        w(f"@nb.njit(nb.void({sig}), cache=_CACHE, **_OPTS)")
+        params = [self.buffer_name(v) for v in inputs + outputs + temps]
+        with w.block(f"def {name}({', '.join(params)}):"):
+            w(f'"""Runs {", ".join(g.name for g in run)} in order."""')
+            for g in run:
+                w(f"{g.name}({', '.join(self.buffer_name(v) for v in kernel_params[g.index])})")
+        return w.text()
+
+
+def module_header(fused: fu.FusedProgram) -> str:
+    """Imports and a comment holding the program and its fusion report."""
+    lines = ["# jitgrad CPU executable: generated code, do not edit (the disk cache checks it).",
+             "#", "# Program:"]
+    lines += ["#   " + ln for ln in str(fused.ir).splitlines()]
+    lines += ["#", "# Fusion:"]
+    lines += ["#   " + ln for ln in str(fused).splitlines()]
+    lines += [
+        "import math",
+        "",
+        "import numba as nb",
+        "import numpy as np",
+        "from numba import prange",
+        "",
+        "from jitgrad.backends.cpu import runtime as rt",
+        "",
+        "# Set by the loader before the module runs: whether numba may cache machine code on disk.",
+        '_CACHE = bool(globals().get("_JITGRAD_DISK_CACHE", False))',
+        '_OPTS = dict(nogil=True, error_model="numpy")',
+        "",
+        "",
+        "def _A(dtype, ndim, readonly=False):",
+        '    return nb.types.Array(dtype, ndim, "C", readonly=readonly)',
+    ]
+    return "\n".join(lines)
+
+
+def generate(fused: fu.FusedProgram) -> ModulePlan:
+    """The module source for ``fused`` and the segments to run."""
+    gen = _Generator(fused)
+    return gen.generate(module_header(fused))

@@ -1,0 +1,138 @@
+"""Scalar helpers the generated CPU kernels call (``rt.fmax(a, b)``), compiled by numba.
+
+Each reproduces the reference implementation's semantics exactly where plain numba
+arithmetic would differ: numpy's NaN-propagating maximum/minimum and argmax, C-style
+integer division and remainder, logaddexp, reinterpreting bits. They take typed
+constants as arguments (``rt.logistic(x, np.float32(1))``) so that float32 code stays
+float32: numba promotes ``float32 op float64`` to float64.
+"""
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+from numba.core import types
+from numba.extending import intrinsic
+
+_JIT = dict(nogil=True, error_model="numpy", cache=False)
+
+
+@numba.njit(inline="always", **_JIT)
+def fmax(x, y):
+    """numpy.maximum: x if x >= y or x is NaN, else y (NaN-propagating)."""
+    return x if (x >= y or x != x) else y
+
+
+@numba.njit(inline="always", **_JIT)
+def fmin(x, y):
+    """numpy.minimum: x if x <= y or x is NaN, else y."""
+    return x if (x <= y or x != x) else y
+
+
+@numba.njit(inline="always", **_JIT)
+def idiv(x, y):
+    """The reference's integer division: |x| // |y| with the sign of x*y; 0 when y == 0.
+
+    abs() wraps in the operand type (abs(INT_MIN) == INT_MIN), exactly as np.abs does.
+    The caller casts the result to the operand type.
+    """
+    if y == 0:
+        return x - x
+    q = abs(x) // abs(y)
+    if (x < 0) != (y < 0):
+        q = -q
+    return q
+
+
+@numba.njit(inline="always", **_JIT)
+def irem(x, y):
+    """C fmod on integers (sign of the dividend); 0 when y == 0. Returns the bits as
+    uint64; the caller casts to the operand type (which truncates)."""
+    if y == 0:
+        return np.uint64(0)
+    # Magnitudes as uint64 so that INT_MIN is exact.
+    mx = np.uint64(0) - np.uint64(x) if x < 0 else np.uint64(x)
+    my = np.uint64(0) - np.uint64(y) if y < 0 else np.uint64(y)
+    r = mx % my
+    if x < 0:
+        r = np.uint64(0) - r
+    return r
+
+
+@numba.njit(inline="always", **_JIT)
+def logistic(x, one):
+    """The reference's stable logistic: 1/(1+e) for x >= 0, e/(1+e) otherwise, e = exp(-|x|)."""
+    e = np.exp(-abs(x))
+    if x >= 0:
+        return one / (one + e)
+    return e / (one + e)
+
+
+@numba.njit(inline="always", **_JIT)
+def logaddexp(x, y, log2):
+    """numpy.logaddexp (its npy_logaddexp algorithm), in the operands' type."""
+    if x == y:
+        return x + log2
+    tmp = x - y
+    if tmp > 0:
+        return x + np.log1p(np.exp(-tmp))
+    if tmp <= 0:
+        return y + np.log1p(np.exp(tmp))
+    return tmp
+
+
+@numba.njit(**_JIT)
+def erfinv(y):
+    """Inverse error function in float64 (the caller casts): Winitzki's approximation,
+    then Newton steps on erf (erfc near +-1, where erf loses the digits)."""
+    y = np.float64(y)
+    if y != y or y < -1.0 or y > 1.0:
+        return np.nan
+    if y == 1.0:
+        return np.inf
+    if y == -1.0:
+        return -np.inf
+    if y == 0.0:
+        return y
+    a = 0.147
+    ln = math.log((1.0 - y) * (1.0 + y))
+    t = 2.0 / (math.pi * a) + ln / 2.0
+    x = math.sqrt(math.sqrt(t * t - ln / a) - t)
+    if y < 0:
+        x = -x
+    ay = abs(y)
+    for _ in range(4):
+        ax = abs(x)
+        slope = 1.1283791670955126 * math.exp(-ax * ax)
+        if slope == 0.0:
+            break
+        if ay > 0.5:
+            step = -(math.erfc(ax) - (1.0 - ay)) / slope
+        else:
+            step = (math.erf(ax) - ay) / slope
+        ax = ax - step
+        x = ax if y > 0 else -ax
+    return x
+
+
+@numba.njit(inline="always", **_JIT)
+def lgamma(x):
+    """log|Gamma(x)|: libm's, except lgamma(-inf) = -inf as scipy.special.gammaln (the
+    reference implementation) has it."""
+    if x == -np.inf:
+        return x
+    return math.lgamma(x)
+
+
+@intrinsic
+def bitcast(typingctx, x, target):
+    """Reinterpret the bits of scalar ``x`` as ``target`` (a numba number class, same width)."""
+    to = target.instance_type if isinstance(target, types.NumberClass) else None
+    if to is None or not isinstance(x, types.Number) or to.bitwidth != x.bitwidth:
+        return None
+    sig = to(x, target)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(to))
+    return sig, codegen

@@ -1,0 +1,1 @@
+"""Transformations of traced programs: autodiff (jvp, vjp, grad) and batching (vmap)."""
