@@ -42,6 +42,7 @@ Compatibility with JAX
 from __future__ import annotations
 
 import math
+import operator
 from typing import Any, Sequence
 
 import numpy as np
@@ -204,18 +205,12 @@ def _canonical_shape(name: str, shape) -> tuple[int, ...]:
     if isinstance(shape, (int, np.integer)):
         shape = (shape,)
     try:
-        shape = tuple(int(operator_index(d)) for d in shape)
+        shape = tuple(operator.index(d) for d in shape)
     except TypeError:
         raise TypeError(f"random.{name}: shape must be a tuple of ints, got {shape!r}") from None
     if any(d < 0 for d in shape):
         raise ValueError(f"random.{name}: shape {shape} has a negative dimension")
     return shape
-
-
-def operator_index(d):
-    """``operator.index`` that also accepts numpy integers (and concrete 0-d arrays)."""
-    import operator
-    return operator.index(d)
 
 
 def _iota_2x32(shape: tuple[int, ...]):
@@ -571,7 +566,7 @@ def permutation(key: KeyArray, x, axis: int = 0, independent: bool = False) -> A
     """
     _check_key("permutation", key)
     if isinstance(x, (int, np.integer)) or (hasattr(x, "ndim") and x.ndim == 0):
-        n = operator_index(int(x))
+        n = int(x)
         return _shuffle(key, jnp.arange(n, dtype=dtypes.default_int_dtype()), 0)
     x = jnp.asarray(x)
     axis = axis % x.ndim
@@ -593,7 +588,7 @@ def choice(key: KeyArray, a, shape: Shape = (), replace: bool = True, p=None,
     shape = _canonical_shape("choice", shape)
     scalar_a = isinstance(a, (int, np.integer)) or np.ndim(a) == 0
     if scalar_a:
-        n_inputs = operator_index(int(a))
+        n_inputs = int(a)
         arr = None
     else:
         arr = jnp.asarray(a)

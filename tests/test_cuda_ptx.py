@@ -49,10 +49,12 @@ PROGRAMS = {
         lax.clamp(np.int32(0), i, np.int32(9)), jnp.bitwise_not(u) ^ u, i.astype(np.uint16)),
         (_a(6, dtype=np.int32), _a(6, dtype=np.uint32)), False),
     "random_threefry": (lambda k: random.uniform(k, (3, 5)), (random.key(0),), False),
-    "reductions": (lambda x, b, i: (
+    "reductions": (lambda x, b, i, h: (
         jnp.sum(x[:, :8], axis=1), jnp.argmax(x, axis=1), jnp.sum(jnp.exp(x)),
-        jnp.any(b, axis=0), jnp.sum(i, axis=0) ^ lax.reduce_xor(i, (0,))),
-        (_a(64, 700), _a(5, 3, dtype=np.bool_), _a(9, 4, dtype=np.int32)), False),
+        jnp.any(b, axis=1), jnp.all(b[:, :5], axis=0), jnp.sum(i, axis=1) ^ lax.reduce_xor(i, (1,)),
+        jnp.sum(x, axis=0), jnp.sum(h, axis=1)),
+        (_a(64, 700), _a(5, 300, dtype=np.bool_), _a(9, 40, dtype=np.int32),
+         _a(3, 50, dtype=np.float16)), False),
     "rowwise": (lambda x, g, b: (jitgrad.nn.softmax(x), _layer_norm(x, g, b)),
                 (_a(32, 300), _a(300), _a(300)), False),
     "matmul": (lambda x, w, b, bt, i, m: (

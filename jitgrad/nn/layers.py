@@ -437,16 +437,13 @@ class BatchNorm(Layer):
     def output_shape(self, input_shape):
         return tuple(input_shape)
 
-    def _features(self, ndim_batched: int, shape_batched: tuple) -> int:
-        return shape_batched[self.axis % ndim_batched]
-
     def init(self, key, input_shape):
         input_shape = tuple(input_shape)
         batched = (1,) + input_shape
         if not -len(batched) <= self.axis < len(batched) or self.axis % len(batched) == 0:
             raise ShapeError(f"{self.label}: feature axis {self.axis} does not fit per-example "
                              f"shape {input_shape} (axis 0 is the batch)")
-        c = self._features(len(batched), batched)
+        c = batched[self.axis % len(batched)]
         dt = _float_dtype(self.dtype)
         params = {}
         if self.use_scale:

@@ -123,6 +123,7 @@ def fast_binary(impl: Callable, kinds: frozenset, x: Any, y: Any):
     if _STATE.trace is not None:
         return None
     tx, ty = type(x), type(y)
+    scalar = 0          # which operand is a Python scalar to convert to the array's dtype
     if tx is ArrayImpl:
         if x._weak_type:
             return None
@@ -134,14 +135,8 @@ def fast_binary(impl: Callable, kinds: frozenset, x: Any, y: Any):
             yv = y._value
             if yv.dtype is not dt:
                 return None
-        elif ty is float:
-            if dt.kind != "f":
-                return None
-            yv = dt.type(y)
-        elif ty is int:
-            if dt.kind not in "iuf":
-                return None
-            yv = dt.type(y)   # numpy raises OverflowError for an out-of-range int, as JAX does
+        elif (ty is float and dt.kind == "f") or (ty is int and dt.kind in "iuf"):
+            yv, scalar = y, 2
         else:
             return None
     elif tx is float or tx is int:
@@ -151,13 +146,18 @@ def fast_binary(impl: Callable, kinds: frozenset, x: Any, y: Any):
         dt = yv.dtype
         if dt.kind != "f" and (tx is float or dt.kind not in "iu"):
             return None
-        xv = dt.type(x)
+        xv, scalar = x, 1
     else:
         return None
     if dt.kind not in kinds:
         return None
     token = _ERR_VAR.set(_ERR_IGNORE)
     try:
+        # (A Python int out of the dtype's range raises OverflowError here, as in JAX.)
+        if scalar == 2:
+            yv = dt.type(yv)
+        elif scalar == 1:
+            xv = dt.type(xv)
         out = impl(xv, yv)
     except ValueError:      # e.g. shapes that do not broadcast: the general path explains
         return None

@@ -204,10 +204,11 @@ def test_reductions(name, axes):
 
 
 @pytest.mark.parametrize("shape,axes", [((3, 300), (1,)), ((700,), (0,)), ((4, 40), (1,)),
-                                        ((40, 3), (0,)), ((2, 0, 3), (1,))],
-                         ids=["rows300", "full700", "rows40", "cols", "empty"])
+                                        ((40, 3), (0,)), ((20, 33), (0,)), ((2, 0, 3), (1,))],
+                         ids=["rows300", "full700", "rows40", "cols", "leading", "empty"])
 def test_reduction_strategies(shape, axes):
-    """Long rows (two-pass), medium rows (block per row), short rows (thread per row)."""
+    """Long rows (two-pass), medium rows (block per row), short rows and sums over leading
+    axes (thread per row), empty rows."""
     x = rng.standard_normal(shape).astype(np.float32)
     if 0 in shape:   # an empty reduction gives the identity
         check(lambda v: (jnp.sum(v, axis=axes), lax.reduce_max(v, axes), jnp.prod(v, axis=axes)), x)
@@ -320,3 +321,13 @@ def test_cumulative(name, axis, reverse):
     if name in ("cumsum", "cummax", "cummin"):
         check(lambda v: getattr(lax, name)(v, axis, reverse), I32[:12].reshape(3, 4)
               if axis == 0 else I32[:12].reshape(2, 6))
+
+
+def test_block_per_row_dtypes():
+    """Shared-memory trees over bool (stored as uint8), int64 accumulators and float16."""
+    b = rng.random((3, 70)) > 0.97
+    i = rng.integers(-9, 9, (2, 40)).astype(np.int32)
+    h = rng.standard_normal((2, 50)).astype(np.float16)
+    check(lambda b, i, h: (jnp.any(b, axis=1), jnp.all(~b, axis=1), jnp.sum(i, axis=1),
+                           lax.reduce_xor(i, (1,)), jnp.max(i, axis=1), jnp.sum(h, axis=1)),
+          b, i, h, rtol=2e-3, atol=2e-3)
