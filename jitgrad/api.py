@@ -63,16 +63,32 @@ def _leaf_value(x: Any) -> Any:
 
 
 class _CacheEntry:
-    __slots__ = ("closed", "executable", "out_tree", "out_avals", "in_avals", "device_call")
+    """One traced signature: its optimised IR, and the executable once it is first run.
 
-    def __init__(self, closed, executable, out_tree, in_avals):
+    Compilation is deferred to the first eager call: a jitted function called only inside
+    other traces (``jit(grad(jit(f)))``) is inlined there and never needs its own binary.
+    """
+    __slots__ = ("closed", "executable", "out_tree", "out_avals", "in_avals", "device_call",
+                 "backend", "_lock")
+
+    def __init__(self, closed, out_tree, in_avals, backend: str):
         self.closed = closed
-        self.executable = executable
         self.out_tree = out_tree
         self.in_avals = in_avals
         self.out_avals = closed.ir.out_avals
-        # Device backends (cuda) take jitgrad arrays and return arrays that stay on the device.
-        self.device_call = getattr(executable, "call_arrays", None)
+        self.backend = backend
+        self.executable = None
+        self.device_call = None
+        self._lock = threading.Lock()
+
+    def compile(self) -> None:
+        """Build the executable (once, even when several threads ask at the same time)."""
+        with self._lock:
+            if self.executable is None:
+                executable = backends.get(self.backend).compile(self.closed)
+                # Device backends (cuda) take jitgrad arrays and return arrays that stay there.
+                self.device_call = getattr(executable, "call_arrays", None)
+                self.executable = executable
 
 
 def _static_key(value: Any, where: str) -> Hashable:
@@ -162,6 +178,8 @@ class JitFunction:
         if entry is None:
             entry = self._compile(key, args, kwargs, leaves, in_tree, static)
         if trace_state.is_eager():
+            if entry.executable is None:
+                entry.compile()
             if entry.device_call is not None:
                 outs = entry.device_call(leaves, lambda: self._labels(args, kwargs))
                 return tree_unflatten(entry.out_tree, outs)
@@ -266,8 +284,8 @@ class JitFunction:
             closed, _ = trace_to_ir(flat_fun, in_avals, labels,
                                     description=f"jit({self._name})")
             closed = optimize(closed)
-            executable = backends.get(self.backend or config.jax_platform_name).compile(closed)
-            entry = _CacheEntry(closed, executable, out_tree_box[0], in_avals)
+            entry = _CacheEntry(closed, out_tree_box[0], in_avals,
+                                self.backend or config.jax_platform_name)
             if not any(isinstance(c, Tracer) for c in closed.consts):
                 self._cache[key] = entry   # a closure over an outer trace's value is not reusable
             return entry

@@ -23,6 +23,7 @@ import jitgrad.numpy as jnp
 from jitgrad import jit, lax
 from jitgrad.core.ir import ClosedIR, IR
 from jitgrad.core.primitive import registry
+from jitgrad.ops.layout import copy_p
 from jitgrad.passes._ir_tools import iter_subirs
 
 from program_generator import programs
@@ -101,9 +102,13 @@ def assert_same(got, want, rtol, atol, what=""):
             np.testing.assert_array_equal(g, w, err_msg=label)
 
 
-def check(f, *args, rtol=2e-6, atol=1e-6, static_argnums=()):
-    """Run ``f`` eagerly (reference implementations) and compiled for the CPU; compare."""
-    want = f(*args)
+def check(f, *args, rtol=2e-6, atol=1e-6, static_argnums=(), oracle="eager"):
+    """Run ``f`` eagerly (reference implementations) and compiled for the CPU; compare.
+    ``oracle="reference"`` uses the reference backend under jit instead of eager mode."""
+    if oracle == "eager":
+        want = f(*args)
+    else:
+        want = jit(f, backend="reference", static_argnums=static_argnums)(*args)
     jf = jit(f, backend="cpu", static_argnums=static_argnums)
     got = jf(*args)
     assert_same(got, want, rtol, atol, getattr(f, "__name__", ""))
@@ -137,7 +142,7 @@ FLOAT_UNARY = ("neg", "sign", "abs", "square", "floor", "ceil", "is_finite", "ex
 def float_unary(x):
     outs = [getattr(lax, name)(x) for name in FLOAT_UNARY]
     outs += [lax.round(x, 0), lax.round(x, 1), lax.integer_pow(x, 3), lax.integer_pow(x, -2),
-             lax.integer_pow(x, 0), lax.stop_gradient(x), jnp.copy(x)]
+             lax.integer_pow(x, 0), lax.stop_gradient(x), copy_p.bind(x)]
     return outs
 
 
@@ -414,7 +419,7 @@ def test_every_primitive_is_covered():
     for name, fn, make_args, x64, _, _ in CASES:
         with x64_mode(x64):
             _primitives_in(jitgrad.make_ir(fn)(*make_args()).ir, found)
-    for name, fn, make_args in EXTRA_PROGRAMS:
+    for fn, make_args, *_ in EXTRA_PROGRAMS:
         _primitives_in(jitgrad.make_ir(fn)(*make_args()).ir, found)
     missing = sorted(set(registry) - found)
     assert not missing, f"primitives without a CPU backend test: {missing}"
@@ -447,6 +452,25 @@ def _debug_and_custom(x):
     return f(x) + g(x) + h(x), lax.scan(lambda c, v: (c + v, c * v), jnp.zeros(3, jnp.float32), x)
 
 
+def _custom_lin(x, t):
+    @jitgrad.custom_vjp
+    def g(v):
+        return jnp.sin(v) * 3
+    g.defvjp(lambda v: (jnp.sin(v) * 3, jnp.cos(v)), lambda res, ct: (ct * 3 * res,))
+    return jitgrad.linearize(g, x)[1](t)     # holds custom_lin (linear in t)
+
+
+def _jvps(x, k, t):
+    # jvp of max pooling (select_and_gather_add).
+    _, t2 = jitgrad.jvp(lambda a: _conv_windows(a, k)[0], (x,), (t,))
+    return t2
+
+
+def _while(x, n):
+    return lax.while_loop(lambda c: c[0] < n, lambda c: (c[0] + 1, jnp.tanh(c[1]) * 1.5),
+                          (jnp.int32(0), x))
+
+
 def _grad_windows(x, k):
     return jitgrad.grad(lambda a: jnp.sum(_conv_windows(a, k)[0]))(x)
 
@@ -457,13 +481,18 @@ EXTRA_PROGRAMS = [
     (_grad_windows, lambda: (floats((1, 2, 6, 6), F32, 43, 1.0), floats((3, 2, 3, 3), F32, 44, 1.0))),
     (lambda x: jitgrad.grad(lambda v: jnp.sum(_debug_and_custom(v)[0]))(x),
      lambda: (floats((4, 3), F32, 45, 1.0),)),
+    (_jvps, lambda: (floats((1, 2, 6, 6), F32, 46, 1.0), floats((3, 2, 3, 3), F32, 47, 1.0),
+                     floats((1, 2, 6, 6), F32, 48, 1.0))),
+    (_while, lambda: (floats((3, 2), F32, 49, 1.0), np.array(4, np.int32))),
+    # linearize of a custom_vjp function works only under a trace (eagerly it raises).
+    (_custom_lin, lambda: (floats((3,), F32, 50, 1.0), floats((3,), F32, 51, 1.0)), "reference"),
 ]
 
 
 @pytest.mark.parametrize("index", range(len(EXTRA_PROGRAMS)))
 def test_other_primitives(index, capsys):
-    fn, make_args = EXTRA_PROGRAMS[index]
-    check(fn, *make_args(), rtol=1e-4, atol=1e-5)
+    fn, make_args, *oracle = EXTRA_PROGRAMS[index]
+    check(fn, *make_args(), rtol=1e-4, atol=1e-5, oracle=(oracle or ["eager"])[0])
 
 
 # --------------------------------------------------------------- random programs
@@ -569,4 +598,4 @@ def test_closed_over_constants():
 
 def test_python_scalars_and_weak_types():
     check(lambda x, s: x * s + 1, floats((3,), F32, 58), 2.5)
-    check(lambda s: s * 2 + 1, 3.0)
+    check(lambda s: jnp.asarray(s) * 2 + 1, 3.0)

@@ -9,6 +9,7 @@
 import os
 import subprocess
 import sys
+from xml.etree import ElementTree
 
 import numpy as np
 import pytest
@@ -21,14 +22,17 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_simulator_suite(tmp_path):
-    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1", JITGRAD_CACHE_DIR=str(tmp_path))
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-           "-W", "ignore::RuntimeWarning", os.path.join("tests", "cuda_sim")]
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1", JITGRAD_CACHE_DIR=str(tmp_path / "cache"))
+    report = tmp_path / "cuda_sim.xml"
+    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-W", "ignore::RuntimeWarning",
+           f"--junitxml={report}", os.path.join("tests", "cuda_sim")]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
     tail = (proc.stdout + proc.stderr)[-6000:]
     assert proc.returncode == 0, f"NUMBA_ENABLE_CUDASIM=1 {' '.join(cmd[1:])} failed:\n{tail}"
-    summary = [line for line in proc.stdout.splitlines() if " passed" in line]
-    assert summary and int(summary[-1].split(" passed")[0].split()[-1]) >= 100, tail
+    suite = ElementTree.parse(report).getroot()
+    suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
+    ran = int(suite.get("tests")) - int(suite.get("skipped", 0))
+    assert ran >= 200 and suite.get("failures") == "0" and suite.get("errors") == "0", tail
 
 
 def test_no_gpu_is_a_clear_error():

@@ -12,7 +12,7 @@ import pytest
 
 import jitgrad
 import jitgrad.numpy as jnp
-from jitgrad import lax, random
+from jitgrad import grad, lax, random
 from jitgrad.api import optimize
 from jitgrad.backends import cuda as jc
 from jitgrad.backends.cuda import ptx as ptxmod
@@ -24,6 +24,10 @@ F32 = np.float32
 
 def _a(*shape, dtype=F32):
     return np.ones(shape, dtype)
+
+
+def _max_pool(v):
+    return lax.reduce_window(v, -np.inf, lax.max, (1, 1, 2, 2), (1, 1, 2, 2), "SAME")
 
 
 def _layer_norm(x, g, b):
@@ -68,6 +72,14 @@ PROGRAMS = {
         x.at[idx[:, 0]].add(1.0), lax.dynamic_slice(x, (s, s), (2, 3)),
         lax.dynamic_update_slice(x, jnp.zeros((2, 2)), (s, s)), lax.cumlogsumexp(x, 0, True)),
                (_a(6, 5), _a(4, 1, dtype=np.int32), np.int32(2)), False),
+    "windows": (lambda x, w, t: (
+        lax.conv_general_dilated(x, w, (1, 1), "SAME", feature_group_count=2),
+        lax.conv_general_dilated(x[:, :2], w, (2, 1), "VALID", lhs_dilation=(1, 2),
+                                 dimension_numbers=("NCHW", "OIHW", "NHWC")),
+        grad(lambda v: jnp.sum(_max_pool(v) ** 2))(x),
+        jitgrad.jvp(_max_pool, (x,), (t,))[1],
+        lax.reduce_window(x, 0.0, lax.add, (1, 1, 3, 3), (1, 1, 1, 1), "SAME")),
+                (_a(2, 4, 9, 8), _a(6, 2, 3, 3), _a(2, 4, 9, 8)), False),
     "control": (lambda xs, c: (
         lax.scan(lambda c, x: (c * 0.5 + x, jnp.sum(x)), c, xs.T),
         lax.cond(c[0] > 0, lambda v: v * 2, jnp.exp, c)),

@@ -50,7 +50,7 @@ def test_cnn_digits(tmp_path):
     accuracy = last_number(out, "test accuracy:")
     assert 0.7 < accuracy <= 1.0
     tree, _ = training.load_checkpoint(str(tmp_path / "model.ckpt"))
-    assert np.asarray(tree["params"]["Conv2D_0"]["kernel"]).shape == (32, 1, 3, 3)
+    assert np.asarray(tree["params"]["Conv2D_0"]["kernel"]).shape == (16, 1, 3, 3)
 
 
 def test_rnn_sequences():

@@ -9,18 +9,13 @@ import pytest
 
 import jitgrad
 import jitgrad.numpy as jnp
-from jitgrad import backends, jit
+from jitgrad import jit
 from jitgrad.explain import _fused_program
 
 
 def _cpu_backends() -> list[str]:
-    names = []
-    for name in backends.available():
-        if name == "cuda":
-            continue
-        backends.get(name)
-        names.append(name)
-    return names
+    """The host backends (the GPU ones are covered by the CUDA backend's own tests)."""
+    return ["reference", "cpu"]
 
 
 def dense_softmax(x, w, b):

@@ -148,3 +148,14 @@ def test_array_refuses_unsupported_arguments():
         jnp.zeros(3, device="cpu0", foo=1)
     with pytest.raises(TypeError, match="shape"):
         jnp.zeros((2, 2.5))
+
+
+def test_device_argument_places_the_result():
+    cpu = jitgrad.devices("cpu")[0]
+    for out in (jnp.zeros(2, device=cpu), jnp.ones(2, device="cpu"), jnp.arange(3, device=cpu),
+                jnp.full((2,), 1.0, device=cpu), jnp.asarray([1, 2], device=cpu),
+                jnp.eye(2, device=cpu), jnp.linspace(0, 1, 3, device=cpu),
+                jnp.zeros_like(jnp.ones(2), device=cpu)):
+        assert out.device == cpu
+    with pytest.raises(ValueError):
+        jnp.zeros(2, device="no-such-backend")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 
 _MODULES = {"reference": "jitgrad.backends.reference", "cpu": "jitgrad.backends.cpu",
-            "cuda": "jitgrad.backends.cuda"}
+            "cuda": "jitgrad.backends.cuda", "gpu": "jitgrad.backends.cuda"}  # gpu: JAX's name
 
 
 def register(name: str, module: str) -> None:

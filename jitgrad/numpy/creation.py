@@ -37,6 +37,14 @@ def _filled(shape: tuple[int, ...], value, dt: np.dtype, weak: bool = False) -> 
     return lax.broadcast_in_dim(ArrayImpl(scalar, weak), shape, ())
 
 
+def _placed(out: Array, device) -> Array:
+    """``out`` on ``device`` (JAX's ``device=`` argument); None keeps it where it is."""
+    if device is None:
+        return out
+    from ..placement import device_put
+    return device_put(out, device)
+
+
 def _shape_tuple(shape) -> tuple[int, ...]:
     if isinstance(shape, (int, np.integer)):
         return (int(shape),)
@@ -60,7 +68,7 @@ def _has_traced(obj) -> bool:
 
 
 def array(object: Any, dtype=None, copy: bool = True, order: str | None = "K",
-          ndmin: int = 0) -> Array:
+          ndmin: int = 0, *, device=None) -> Array:
     """Create an array from data (arrays, numpy arrays, scalars, nested lists of them).
 
     A Python scalar gives a weakly typed array (as in JAX); 64-bit data is stored as 32-bit
@@ -94,7 +102,7 @@ def array(object: Any, dtype=None, copy: bool = True, order: str | None = "K",
         out = ArrayImpl(value, weak)
     if ndmin and out.ndim < ndmin:
         out = lax.reshape(out, (1,) * (ndmin - out.ndim) + out.shape)
-    return out
+    return _placed(out, device)
 
 
 def _concrete_list(obj):
@@ -105,11 +113,15 @@ def _concrete_list(obj):
     return obj
 
 
-def asarray(a: Any, dtype=None, order: str | None = None, *, copy: bool | None = None) -> Array:
-    """Like ``array`` but returns a jitgrad array that already has ``dtype`` unchanged."""
+def asarray(a: Any, dtype=None, order: str | None = None, *, copy: bool | None = None,
+            device=None) -> Array:
+    """Like ``array`` but returns a jitgrad array that already has ``dtype`` unchanged.
+
+    ``device`` (as in JAX) places the result, e.g. on a GPU (``jitgrad.devices()``).
+    """
     if isinstance(a, Array) and (dtype is None or canonical_dtype_arg(dtype) == a.dtype):
-        return a
-    return array(a, dtype=dtype, copy=False, order=order)
+        return _placed(a, device)
+    return array(a, dtype=dtype, copy=False, order=order, device=device)
 
 
 def copy(a: ArrayLike, order: str | None = None) -> Array:
@@ -117,23 +129,25 @@ def copy(a: ArrayLike, order: str | None = None) -> Array:
     return array(a, copy=True, order=order)
 
 
-def zeros(shape, dtype=None) -> Array:
+def zeros(shape, dtype=None, *, device=None) -> Array:
     """An array of zeros (default dtype float32, float64 with x64)."""
-    return _filled(_shape_tuple(shape), 0, _dtype_or_default(dtype))
+    return _placed(_filled(_shape_tuple(shape), 0, _dtype_or_default(dtype)), device)
 
 
-def ones(shape, dtype=None) -> Array:
+def ones(shape, dtype=None, *, device=None) -> Array:
     """An array of ones (default dtype float32, float64 with x64)."""
-    return _filled(_shape_tuple(shape), 1, _dtype_or_default(dtype))
+    return _placed(_filled(_shape_tuple(shape), 1, _dtype_or_default(dtype)), device)
 
 
-def empty(shape, dtype=None) -> Array:
+def empty(shape, dtype=None, *, device=None) -> Array:
     """Zeros: jitgrad arrays are immutable, so an uninitialised array has no use."""
-    return zeros(shape, dtype)
+    return zeros(shape, dtype, device=device)
 
 
-def full(shape, fill_value, dtype=None) -> Array:
+def full(shape, fill_value, dtype=None, *, device=None) -> Array:
     """An array filled with ``fill_value`` (which may be an array broadcast to ``shape``)."""
+    if device is not None:
+        return _placed(full(shape, fill_value, dtype), device)
     shape = _shape_tuple(shape)
     if dtype is not None:
         dtype = canonical_dtype_arg(dtype)
@@ -158,9 +172,9 @@ def _like(a, dtype, shape):
             dtype is None and aval.weak_type)
 
 
-def zeros_like(a, dtype=None, shape=None) -> Array:
+def zeros_like(a, dtype=None, shape=None, *, device=None) -> Array:
     """Zeros with the shape and dtype (and weak type) of ``a``."""
-    return _filled_like(a, dtype, shape, 0)
+    return _placed(_filled_like(a, dtype, shape, 0), device)
 
 
 def _filled_like(a, dtype, shape, value) -> Array:
@@ -168,18 +182,20 @@ def _filled_like(a, dtype, shape, value) -> Array:
     return _filled(shape, value, dt, weak)
 
 
-def ones_like(a, dtype=None, shape=None) -> Array:
+def ones_like(a, dtype=None, shape=None, *, device=None) -> Array:
     """Ones with the shape and dtype (and weak type) of ``a``."""
-    return _filled_like(a, dtype, shape, 1)
+    return _placed(_filled_like(a, dtype, shape, 1), device)
 
 
-def empty_like(a, dtype=None, shape=None) -> Array:
+def empty_like(a, dtype=None, shape=None, *, device=None) -> Array:
     """Zeros with the shape and dtype of ``a``."""
-    return zeros_like(a, dtype, shape)
+    return zeros_like(a, dtype, shape, device=device)
 
 
-def full_like(a, fill_value, dtype=None, shape=None) -> Array:
+def full_like(a, fill_value, dtype=None, shape=None, *, device=None) -> Array:
     """``fill_value`` with the shape and dtype of ``a`` (unless ``dtype``/``shape`` are given)."""
+    if device is not None:
+        return _placed(full_like(a, fill_value, dtype, shape), device)
     shape, dt, weak = _like(a, dtype, shape)
     if isinstance(fill_value, (Array, np.ndarray, list, tuple)) and np.ndim(fill_value) > 0:
         return full(shape, fill_value, dt)
@@ -197,12 +213,14 @@ def _static_number(x, name: str):
     return x.item() if isinstance(x, (Array, np.ndarray, np.generic)) else x
 
 
-def arange(start, stop=None, step=None, dtype=None) -> Array:
+def arange(start, stop=None, step=None, dtype=None, *, device=None) -> Array:
     """Evenly spaced values ``start + i * step`` in [start, stop) (bounds must be static).
 
     The dtype is inferred from the bounds as in JAX (Python ints give the default int,
     floats the default float); the result is not weakly typed.
     """
+    if device is not None:
+        return _placed(arange(start, stop, step, dtype), device)
     start = _static_number(start, "arange")
     stop = _static_number(stop, "arange")
     step = _static_number(step, "arange")
@@ -224,8 +242,10 @@ def arange(start, stop=None, step=None, dtype=None) -> Array:
 
 
 def linspace(start, stop, num: int = 50, endpoint: bool = True, retstep: bool = False,
-             dtype=None, axis: int = 0):
+             dtype=None, axis: int = 0, *, device=None):
     """``num`` evenly spaced values from start to stop (inclusive unless endpoint=False)."""
+    if device is not None:
+        return _placed(linspace(start, stop, num, endpoint, retstep, dtype, axis), device)
     from . import ufuncs
     from .shapes import moveaxis
     num = int(num)
@@ -251,14 +271,14 @@ def linspace(start, stop, num: int = 50, endpoint: bool = True, retstep: bool = 
     return (out, lax.convert_element_type(step, dt)) if retstep else out
 
 
-def eye(N: int, M: int | None = None, k: int = 0, dtype=None) -> Array:
+def eye(N: int, M: int | None = None, k: int = 0, dtype=None, *, device=None) -> Array:
     """A 2-D array with ones on the k-th diagonal (k > 0: above the main diagonal)."""
     M = N if M is None else M
     N, M, k = operator.index(N), operator.index(M), operator.index(k)
     dt = _dtype_or_default(dtype)
     rows = lax.broadcasted_iota(np.int32, (N, M), 0)
     cols = lax.broadcasted_iota(np.int32, (N, M), 1)
-    return lax.convert_element_type(lax.eq(lax.add(rows, np.int32(k)), cols), dt)
+    return _placed(lax.convert_element_type(lax.eq(lax.add(rows, np.int32(k)), cols), dt), device)
 
 
 def identity(n: int, dtype=None) -> Array:

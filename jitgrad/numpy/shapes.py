@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import builtins
 import operator
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -12,6 +12,8 @@ from ..core.array import Array
 from ..core.errors import ShapeError
 from ._util import (as_array, broadcast_shapes, broadcast_to_shape, normalize_axes,
                     normalize_axis, promote_dtypes)
+
+ArrayLike = Any   # a jitgrad array or tracer, a numpy array or scalar, a Python number
 
 
 def _arr(a, name="jitgrad.numpy"):
@@ -42,7 +44,7 @@ def _resolve_shape(size: int, shape, name="reshape") -> tuple[int, ...]:
     return tuple(shape)
 
 
-def reshape(a, shape=None, order: str = "C", *, newshape=None, copy=None):
+def reshape(a: ArrayLike, shape=None, order: str = "C", *, newshape=None, copy=None):
     """Give a new shape (one axis may be -1), reading and writing elements in row-major
     (``order='C'``) or column-major (``order='F'``) order. ``copy`` has no effect."""
     if shape is None:
@@ -61,7 +63,7 @@ def reshape(a, shape=None, order: str = "C", *, newshape=None, copy=None):
     raise NotImplementedError(f"jnp.reshape: order must be 'C' or 'F', got {order!r}")
 
 
-def ravel(a, order: str = "C"):
+def ravel(a: ArrayLike, order: str = "C"):
     """The flattened array, in row-major (``'C'``) or column-major (``'F'``) order."""
     a = _arr(a, "ravel")
     if order == "F":
@@ -71,7 +73,7 @@ def ravel(a, order: str = "C"):
     return lax.reshape(a, (a.size,))
 
 
-def transpose(a, axes: Sequence[int] | None = None):
+def transpose(a: ArrayLike, axes: Sequence[int] | None = None):
     """Permute axes (reverse them by default)."""
     a = _arr(a, "transpose")
     if axes is None:
@@ -85,7 +87,7 @@ def transpose(a, axes: Sequence[int] | None = None):
 permute_dims = transpose
 
 
-def matrix_transpose(x):
+def matrix_transpose(x: ArrayLike):
     """Swap the last two axes."""
     x = _arr(x, "matrix_transpose")
     if x.ndim < 2:
@@ -93,7 +95,7 @@ def matrix_transpose(x):
     return swapaxes(x, -1, -2)
 
 
-def swapaxes(a, axis1: int, axis2: int):
+def swapaxes(a: ArrayLike, axis1: int, axis2: int):
     """Exchange two axes."""
     a = _arr(a, "swapaxes")
     perm = list(range(a.ndim))
@@ -102,7 +104,7 @@ def swapaxes(a, axis1: int, axis2: int):
     return lax.transpose(a, perm)
 
 
-def moveaxis(a, source, destination):
+def moveaxis(a: ArrayLike, source, destination):
     """Move axes to new positions, keeping the others in order."""
     a = _arr(a, "moveaxis")
     src = [source] if isinstance(source, (int, np.integer)) else list(source)
@@ -119,7 +121,7 @@ def moveaxis(a, source, destination):
     return lax.transpose(a, order)
 
 
-def rollaxis(a, axis: int, start: int = 0):
+def rollaxis(a: ArrayLike, axis: int, start: int = 0):
     """Roll ``axis`` backwards until it lies at ``start`` (numpy.rollaxis)."""
     a = _arr(a, "rollaxis")
     axis = normalize_axis(axis, a.ndim, "rollaxis")
@@ -129,7 +131,7 @@ def rollaxis(a, axis: int, start: int = 0):
     return moveaxis(a, axis, start)
 
 
-def expand_dims(a, axis):
+def expand_dims(a: ArrayLike, axis):
     """Insert axes of size 1 at ``axis`` (an int or a tuple)."""
     a = _arr(a, "expand_dims")
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
@@ -143,7 +145,7 @@ def expand_dims(a, axis):
     return lax.reshape(a, shape)
 
 
-def squeeze(a, axis=None):
+def squeeze(a: ArrayLike, axis=None):
     """Remove axes of size 1 (all of them, or the given ones)."""
     a = _arr(a, "squeeze")
     if axis is None:
@@ -157,7 +159,7 @@ def squeeze(a, axis=None):
     return lax.squeeze(a, axes) if axes else a
 
 
-def broadcast_to(array, shape):
+def broadcast_to(array: ArrayLike, shape):
     """Broadcast to ``shape`` with numpy rules."""
     a = _arr(array, "broadcast_to")
     shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(int(d) for d in shape)
@@ -175,7 +177,7 @@ def broadcast_arrays(*args):
     return [broadcast_to_shape(a, shape) for a in arrs]
 
 
-def concatenate(arrays, axis: int | None = 0, dtype=None):
+def concatenate(arrays: Sequence[ArrayLike], axis: int | None = 0, dtype=None):
     """Join arrays along an existing axis (flattened first if ``axis`` is None)."""
     arrs = [_arr(a, "concatenate") for a in arrays]
     if not arrs:
@@ -200,7 +202,7 @@ def concatenate(arrays, axis: int | None = 0, dtype=None):
 concat = concatenate
 
 
-def stack(arrays, axis: int = 0, out=None, dtype=None):
+def stack(arrays: Sequence[ArrayLike], axis: int = 0, out=None, dtype=None):
     """Join arrays of one shape along a new axis."""
     if out is not None:
         raise NotImplementedError("The 'out' argument to jnp.stack is not supported.")
@@ -214,13 +216,13 @@ def stack(arrays, axis: int = 0, out=None, dtype=None):
     return concatenate([expand_dims(a, ax) for a in arrs], axis=ax, dtype=dtype)
 
 
-def atleast_1d(*arys):
+def atleast_1d(*arys: ArrayLike):
     """Views with at least one axis."""
     outs = [_arr(a) if _arr(a).ndim >= 1 else reshape(a, (1,)) for a in arys]
     return outs[0] if len(outs) == 1 else outs
 
 
-def atleast_2d(*arys):
+def atleast_2d(*arys: ArrayLike):
     """Views with at least two axes."""
     outs = []
     for a in arys:
@@ -229,7 +231,7 @@ def atleast_2d(*arys):
     return outs[0] if len(outs) == 1 else outs
 
 
-def atleast_3d(*arys):
+def atleast_3d(*arys: ArrayLike):
     """Views with at least three axes (numpy's placement of the new axes)."""
     outs = []
     for a in arys:
@@ -244,13 +246,13 @@ def atleast_3d(*arys):
     return outs[0] if len(outs) == 1 else outs
 
 
-def hstack(tup, dtype=None):
+def hstack(tup: Sequence[ArrayLike], dtype=None):
     """Stack horizontally (axis 1, or 0 for 1-D arrays)."""
     arrs = [atleast_1d(a) for a in tup]
     return concatenate(arrs, axis=0 if arrs[0].ndim == 1 else 1, dtype=dtype)
 
 
-def vstack(tup, dtype=None):
+def vstack(tup: Sequence[ArrayLike], dtype=None):
     """Stack vertically (rows)."""
     return concatenate([atleast_2d(a) for a in tup], axis=0, dtype=dtype)
 
@@ -258,12 +260,12 @@ def vstack(tup, dtype=None):
 row_stack = vstack
 
 
-def dstack(tup, dtype=None):
+def dstack(tup: Sequence[ArrayLike], dtype=None):
     """Stack along the third axis."""
     return concatenate([atleast_3d(a) for a in tup], axis=2, dtype=dtype)
 
 
-def column_stack(tup):
+def column_stack(tup: Sequence[ArrayLike]):
     """Stack 1-D arrays as columns of a 2-D array."""
     arrs = []
     for a in tup:
@@ -290,12 +292,12 @@ def _split_points(n: int, indices_or_sections, name: str, exact: bool):
     return points
 
 
-def split(ary, indices_or_sections, axis: int = 0):
+def split(ary: ArrayLike, indices_or_sections, axis: int = 0):
     """Split into equal sections, or at the given indices."""
     return _split(ary, indices_or_sections, axis, "split", exact=True)
 
 
-def array_split(ary, indices_or_sections, axis: int = 0):
+def array_split(ary: ArrayLike, indices_or_sections, axis: int = 0):
     """Split into nearly equal sections (sizes may differ by one)."""
     return _split(ary, indices_or_sections, axis, "array_split", exact=False)
 
@@ -310,35 +312,35 @@ def _split(ary, indices_or_sections, axis, name, exact):
     return outs
 
 
-def hsplit(ary, indices_or_sections):
+def hsplit(ary: ArrayLike, indices_or_sections):
     """Split along axis 1 (axis 0 for 1-D)."""
     a = _arr(ary)
     return split(a, indices_or_sections, axis=1 if a.ndim > 1 else 0)
 
 
-def vsplit(ary, indices_or_sections):
+def vsplit(ary: ArrayLike, indices_or_sections):
     """Split along axis 0."""
     return split(ary, indices_or_sections, axis=0)
 
 
-def flip(m, axis=None):
+def flip(m: ArrayLike, axis=None):
     """Reverse the order of elements along ``axis`` (all axes by default)."""
     a = _arr(m, "flip")
     axes = normalize_axes(axis, a.ndim, "flip")
     return lax.rev(a, axes) if axes else a
 
 
-def fliplr(m):
+def fliplr(m: ArrayLike):
     """Reverse along axis 1."""
     return flip(m, 1)
 
 
-def flipud(m):
+def flipud(m: ArrayLike):
     """Reverse along axis 0."""
     return flip(m, 0)
 
 
-def roll(a, shift, axis=None):
+def roll(a: ArrayLike, shift, axis=None):
     """Shift elements cyclically along ``axis`` (flattened if None)."""
     a = _arr(a, "roll")
     if axis is None:
@@ -360,7 +362,7 @@ def roll(a, shift, axis=None):
     return out
 
 
-def rot90(m, k: int = 1, axes=(0, 1)):
+def rot90(m: ArrayLike, k: int = 1, axes=(0, 1)):
     """Rotate by 90 degrees in the plane of ``axes``."""
     m = _arr(m, "rot90")
     k = k % 4
@@ -381,7 +383,7 @@ def _pad_widths(pad_width, ndim):
     return [(int(lo), int(hi)) for lo, hi in pw]
 
 
-def pad(array, pad_width, mode: str = "constant", *, constant_values=0,
+def pad(array: ArrayLike, pad_width, mode: str = "constant", *, constant_values=0,
         reflect_type: str = "even"):
     """Pad an array; modes 'constant' (``constant_values``, per axis and side if an array),
     'empty' (zeros), 'edge', 'reflect', 'symmetric' and 'wrap'.
@@ -455,7 +457,7 @@ def _pad_piece(a, ax, width, mode, left):
     return take(a, np.asarray(idx, dtype=np.int32), axis=ax)
 
 
-def repeat(a, repeats, axis=None, *, total_repeat_length=None):
+def repeat(a: ArrayLike, repeats, axis=None, *, total_repeat_length=None):
     """Repeat each element ``repeats`` times (an int, or one count per element along ``axis``;
     the counts must be concrete). ``total_repeat_length``, if given, must equal the
     resulting length (JAX's padding/truncation to another length is not supported)."""
@@ -494,7 +496,7 @@ def repeat(a, repeats, axis=None, *, total_repeat_length=None):
     return take(a, idx.astype(np.int32), axis=ax)
 
 
-def tile(A, reps):
+def tile(A: ArrayLike, reps):
     """Repeat the whole array ``reps`` times along each axis."""
     a = _arr(A, "tile")
     reps = (reps,) if isinstance(reps, (int, np.integer)) else tuple(reps)
@@ -510,7 +512,7 @@ def tile(A, reps):
     return lax.reshape(out, [r * n for r, n in zip(reps, a.shape)])
 
 
-def diff(a, n: int = 1, axis: int = -1, prepend=None, append=None):
+def diff(a: ArrayLike, n: int = 1, axis: int = -1, prepend=None, append=None):
     """n-th discrete difference along ``axis``."""
     from . import ufuncs
     a = _arr(a, "diff")
@@ -534,17 +536,17 @@ def diff(a, n: int = 1, axis: int = -1, prepend=None, append=None):
     return a
 
 
-def shape(a):
+def shape(a: ArrayLike):
     """The shape of ``a``."""
     return np.shape(a) if not isinstance(a, Array) else a.shape
 
 
-def ndim(a):
+def ndim(a: ArrayLike):
     """The number of axes of ``a``."""
     return len(shape(a))
 
 
-def size(a, axis=None):
+def size(a: ArrayLike, axis=None):
     """The number of elements (along ``axis``)."""
     s = shape(a)
     if axis is not None:

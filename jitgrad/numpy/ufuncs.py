@@ -19,7 +19,7 @@ from ..core import dtypes
 from ..core.array import Array, ArrayImpl
 from ..ops import elementwise as ew
 from ._util import (_STATE, KINDS_ANY, KINDS_FLOAT, KINDS_INT, KINDS_INT_OR_BOOL, KINDS_NUMERIC,
-                    asarray_operand, check_no_out, dtype_of, elementwise_args, fast_binary,
+                    as_array, asarray_operand, check_no_out, dtype_of, elementwise_args, fast_binary,
                     fast_unary, promote_dtypes, promote_dtypes_inexact, promote_dtypes_numeric,
                     wrap_result)
 
@@ -213,7 +213,7 @@ negative = _neg
 
 def positive(x: ArrayLike, /) -> Array:
     """``+x`` (the same values)."""
-    return asarray_operand(x, "positive")
+    return as_array(x, "positive")
 
 
 _abs_raw = _raw(ew.abs_p)
@@ -227,7 +227,7 @@ def absolute(x: ArrayLike, /) -> Array:
     x = asarray_operand(x, "absolute")
     dt = dtype_of(x)
     if dtypes.is_bool(dt) or dtypes.is_unsigned(dt):
-        return x
+        return as_array(x, "absolute")
     (x,) = promote_dtypes(x)
     return ew.abs_p.bind(x)
 
@@ -254,7 +254,7 @@ def _float_rounding(p, name):
             return out
         x = asarray_operand(x, name)
         if not dtypes.is_float(dtype_of(x)):
-            return x                    # integers are already whole
+            return as_array(x, name)    # integers are already whole
         return p.bind(x)
     fn.__name__ = fn.__qualname__ = name
     fn.__doc__ = f"Elementwise ``{name}`` (integers are returned unchanged)."
@@ -269,7 +269,7 @@ def trunc(x: ArrayLike, /) -> Array:
     """Round toward zero (integers are returned unchanged)."""
     x = asarray_operand(x, "trunc")
     if not dtypes.is_float(dtype_of(x)):
-        return x
+        return as_array(x, "trunc")
     return where(lax.lt(x, np.zeros((), x.dtype)), ew.ceil_p.bind(x), ew.floor_p.bind(x))
 
 
@@ -283,7 +283,7 @@ def round(a: ArrayLike, decimals: int = 0, out: None = None) -> Array:
     decimals = int(decimals)
     if not dtypes.is_float(dtype_of(a)):
         if decimals >= 0:
-            return a
+            return as_array(a, "round")
         # Integers to tens/hundreds/...: round half to even in floating point, as numpy.
         factor = 10.0 ** (-decimals)
         (af,) = promote_dtypes_inexact(a)
@@ -319,7 +319,7 @@ def clip(arr: ArrayLike, /, min: ArrayLike | None = None, max: ArrayLike | None 
         if max is not None:
             raise TypeError("clip: give either max or a_max, not both")
         max = a_max
-    out = asarray_operand(arr, "clip")
+    out = as_array(arr, "clip")
     if min is not None:
         out = maximum(min, out)
     if max is not None:
@@ -443,7 +443,7 @@ def heaviside(x1: ArrayLike, x2: ArrayLike, /) -> Array:
 
 def conjugate(x: ArrayLike, /) -> Array:
     """The complex conjugate: the same values (jitgrad has no complex dtypes)."""
-    return asarray_operand(x, "conjugate")
+    return as_array(x, "conjugate")
 
 
 conj = conjugate
@@ -451,7 +451,7 @@ conj = conjugate
 
 def real(val: ArrayLike, /) -> Array:
     """The real part: the same values (jitgrad has no complex dtypes)."""
-    return asarray_operand(val, "real")
+    return as_array(val, "real")
 
 
 def imag(val: ArrayLike, /) -> Array:
@@ -492,7 +492,7 @@ bitwise_not = invert
 
 
 def _to_bool(x):
-    x = asarray_operand(x, "logical")
+    x = as_array(x, "logical")
     dt = dtype_of(x)
     if dtypes.is_bool(dt):
         return x
@@ -663,7 +663,7 @@ def select(condlist, choicelist, default: ArrayLike = 0) -> Array:
     out = default
     for cond, choice in reversed(list(zip(condlist, choicelist))):
         out = where(cond, choice, out)
-    return asarray_operand(out, "select")
+    return as_array(out, "select")
 
 
 def nan_to_num(x: ArrayLike, copy: bool = True, nan: float = 0.0, posinf: float | None = None,
@@ -673,7 +673,7 @@ def nan_to_num(x: ArrayLike, copy: bool = True, nan: float = 0.0, posinf: float 
     x = asarray_operand(x, "nan_to_num")
     dt = dtype_of(x)
     if not dtypes.is_float(dt):
-        return x
+        return as_array(x, "nan_to_num")
     info = np.finfo(dt)
     posinf = info.max if posinf is None else posinf
     neginf = info.min if neginf is None else neginf

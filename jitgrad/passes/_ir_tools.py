@@ -15,6 +15,10 @@ opts in by setting the attribute, and the core needs no change):
   equation counts as effectful too.
 * ``prim.no_cse = True``: never merge two equations of this primitive, even when they
   are identical (rematerialisation: ``remat``/checkpoint wants its recomputation kept).
+  An equation whose params say ``prevent_cse=True`` (JAX's spelling) is treated alike.
+
+Sub-IRs live in the params of control primitives (``kind == CONTROL``: cond, while,
+scan, remat, custom_jvp/vjp calls); every pass also rewrites them, keeping their interface.
 """
 from __future__ import annotations
 
@@ -109,16 +113,22 @@ def rewrite_subirs(eqn: Eqn, core: PassCore, log: "ChangeLog") -> Eqn:
         return eqn
 
     def fn(sub):
+        # A sub-IR object shared by several equations is rewritten once and stays shared
+        # (so CSE can still see that those equations are the same).
+        done = log.subirs.get(id(sub))
+        if done is not None:
+            return done
         where = f"in {eqn.primitive.name}: "
         if isinstance(sub, ClosedIR):
             sublog = ChangeLog(sub.ir)
             ir, consts = core(sub.ir, list(sub.consts), sublog)
-            log.absorb(sublog, where)
-            return sub if ir is sub.ir else ClosedIR(ir, consts)
-        sublog = ChangeLog(sub)
-        ir, _ = core(sub, None, sublog)
+            new = sub if ir is sub.ir else ClosedIR(ir, consts)
+        else:
+            sublog = ChangeLog(sub)
+            new, _ = core(sub, None, sublog)
         log.absorb(sublog, where)
-        return ir
+        log.subirs[id(sub)] = new
+        return new
 
     new_params = {k: _map_param(v, fn) for k, v in eqn.params.items()}
     if all(new_params[k] is eqn.params[k] for k in eqn.params):
@@ -280,7 +290,8 @@ class ChangeLog:
     def __init__(self, ir: IR):
         self._ir = ir
         self._names: _Namer | None = None
-        self.groups: dict[str, list[str]] = {}
+        self.groups: dict[str, list] = {}
+        self.subirs: dict[int, Any] = {}     # id(sub-IR) -> its rewrite, in this pass run
 
     def _namer(self) -> _Namer:
         if self._names is None:

@@ -7,6 +7,7 @@ from hypothesis import HealthCheck, given, settings
 import jitgrad
 import jitgrad.numpy as jnp
 from jitgrad import grad, jit, lax, random, value_and_grad
+from jitgrad.core.primitive import OPAQUE, Primitive
 
 from program_generator import programs
 from simcheck import check, run_both
@@ -100,11 +101,21 @@ def test_scan():
     check(lambda xs: lax.scan(lambda c, x: (c, x), 0.0, xs.T)[1], xs)   # a transposed xs
 
 
-def test_host_fallback_conv():
-    """A primitive without a cuda kernel runs its reference implementation on the host."""
-    x = np.arange(2 * 1 * 5 * 5, dtype=np.float32).reshape(2, 1, 5, 5) / 10
-    w = np.ones((3, 1, 3, 3), np.float32) / 9
-    check(lambda x, w: jnp.tanh(lax.conv(x, w, (1, 1), "SAME")) + 1, x, w, rtol=1e-5)
+# A primitive no backend knows: the cuda backend runs its reference implementation on
+# host copies of its operands (and says so in the generated code).
+_host_only_p = Primitive("test_cuda_host_only", OPAQUE)
+_host_only_p.impl = lambda x: np.cumsum(x[::-1], axis=-1)
+_host_only_p.abstract_eval = lambda x: x
+
+
+def test_host_fallback():
+    x = np.arange(10, dtype=np.float32).reshape(2, 5)
+    f = jit(lambda v: jnp.tanh(_host_only_p.bind(v.T * 2)) + 1, backend="cuda")
+    out = f(x)
+    np.testing.assert_allclose(np.asarray(out), np.tanh(np.cumsum((x.T * 2)[::-1], axis=-1)) + 1,
+                               rtol=1e-6)
+    (entry,) = f._cache.values()
+    assert "rt.host_fallback(" in entry.executable.source
 
 
 # ------------------------------------------------------------------ gradients and training
@@ -187,3 +198,45 @@ def test_x64(x64):
                         lax.bitcast_convert_type(v, np.int64)), x, i, rtol=1e-12, atol=1e-12)
     a = np.random.default_rng(0).standard_normal((5, 9))
     check(lambda a: a @ a.T, a, rtol=1e-12, atol=1e-12)
+
+
+# ------------------------------------------------------------------ convolution and pooling
+
+@pytest.mark.parametrize("kw", [
+    dict(window_strides=(1, 1), padding="SAME"),
+    dict(window_strides=(2, 1), padding="VALID", rhs_dilation=(1, 2)),
+    dict(window_strides=(1, 1), padding=((1, 0), (2, -1)), lhs_dilation=(2, 1)),
+    dict(window_strides=(1, 1), padding="SAME", feature_group_count=2),
+    dict(window_strides=(1, 1), padding="VALID", dimension_numbers=("NHWC", "HWIO", "NHWC")),
+    dict(window_strides=(1, 1), padding="VALID", batch_group_count=2),
+], ids=["same", "strided_dilated", "lhs_dilation", "groups", "nhwc", "batch_groups"])
+def test_conv(kw):
+    rng = np.random.default_rng(3)
+    dn = kw.get("dimension_numbers")
+    if dn:
+        x, w = rng.standard_normal((2, 5, 4, 2)), rng.standard_normal((3, 2, 2, 3))
+    elif kw.get("batch_group_count"):
+        x, w = rng.standard_normal((4, 2, 4, 4)), rng.standard_normal((4, 2, 2, 2))
+    else:
+        x, w = rng.standard_normal((2, 4, 5, 4)), rng.standard_normal((4, 4 // kw.get(
+            "feature_group_count", 1), 3, 2))
+    check(lambda x, w: lax.conv_general_dilated(x, w, **kw), x.astype(np.float32),
+          w.astype(np.float32), rtol=1e-4, atol=1e-5)
+
+
+def test_pooling_and_its_gradients():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 2, 5, 4)).astype(np.float32)
+    x[0, 0, 1, 1] = x[0, 0, 1, 2]      # a tie inside a window: the first one wins
+
+    def max_pool(v):
+        return lax.reduce_window(v, -np.inf, lax.max, (1, 1, 2, 2), (1, 1, 2, 2), "SAME")
+
+    def pools(v):
+        return (max_pool(v), lax.reduce_window(v, 0.0, lax.add, (1, 1, 3, 2), (1, 1, 1, 2), "VALID"),
+                lax.reduce_window(v, np.inf, lax.min, (1, 1, 2, 2), (1, 1, 1, 1), ((0, 0), (0, 0),
+                                                                                   (1, 1), (0, 1))))
+    check(pools, x, rtol=1e-5)
+    check(grad(lambda v: jnp.sum(max_pool(v) ** 2)), x, rtol=1e-5)       # select_and_scatter_add
+    t = rng.standard_normal(x.shape).astype(np.float32)
+    check(lambda v, t: jitgrad.jvp(max_pool, (v,), (t,))[1], x, t)      # select_and_gather_add

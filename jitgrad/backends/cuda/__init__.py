@@ -15,10 +15,12 @@ Modules, one job each:
 ``loops``           elementwise, reduction and row-wise kernels
 ``matmul``          tiled shared-memory matmul with the epilogue in the write-back
 ``opaque``          gather, scatter, dynamic slices, cumulative ops, materialising views
+``windows``         convolution, pooling and pooling's derivatives (direct kernels)
 ``lowering``        groups -> kernels + host code (control flow and fallbacks)
 ``executable``      running a program; host runtime (workspaces, constants)
 ``array``           the GPU array type, eager dispatch, transfer rules
 ``module_cache``    generated modules on disk
+``ptx``             compiling kernels to PTX and assembling them with ptxas (no GPU needed)
 ==================  ===============================================================
 
 Without a GPU, set ``NUMBA_ENABLE_CUDASIM=1`` before importing jitgrad to run the same

@@ -24,7 +24,7 @@ import numpy as np
 
 from ...core.ir import Eqn, Literal, Var
 from ...passes import fusion_index as fi
-from .scalar import ConstPool, ScalarEmitter, TYPE_NAMES, UnsupportedOnCuda, compute_dtype, type_name
+from .scalar import ConstPool, ScalarEmitter, TYPE_NAMES, UnsupportedOnCuda, compute_dtype
 
 HEADER = '''import numpy as np
 from numba import cuda

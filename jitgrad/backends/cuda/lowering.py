@@ -10,11 +10,13 @@ loop, elementwise  grid-stride elementwise kernel (``loops``)
 loop, reducing     block-per-row / thread-per-row / two-pass (``loops``)
 dot                tiled matmul; an elementwise phase right after it (the
                    epilogue) is fused into the tile write-back (``matmul``)
-opaque             gather/scatter/dynamic slices/cumulative ops (``opaque``)
+opaque             gather/scatter/dynamic slices/cumulative ops (``opaque``),
+                   convolution and pooling (``windows``)
 fallback           host code: ``cond``/``while``/``scan`` and calls run their
-                   sub-programs (lowered the same way) from a host loop; any
-                   other primitive without a kernel (conv, reduce_window, ...)
-                   runs its reference implementation on host copies
+                   sub-programs (lowered the same way) from a host loop;
+                   primitives with side effects (debug callbacks) and any
+                   primitive without a kernel run their reference
+                   implementation on host copies of their operands
 =================  ==========================================================
 
 The module also gets one *host function* per (sub-)program, e.g.::
@@ -156,7 +158,7 @@ class _Function:
         if isinstance(atom, Literal):
             return f"rt.literal({self.L.literal(atom)})"
         if id(atom) not in self.bufs and id(atom) in self.views:
-            launch = emit_materialize(self.L.mw, atom, self.L.mw.unique(f"k_materialize"),
+            launch = emit_materialize(self.L.mw, atom, self.L.mw.unique("k_materialize"),
                                       self.L.policy, self.views, self.describe)
             self.fresh_ids.add(id(atom))
             self.launch(launch)

@@ -28,7 +28,7 @@ import numpy as np
 from ...core.ir import Eqn, Var
 from ...ops.linalg import free_axes
 from ...passes import fusion_index as fi
-from ...passes.fusion import Phase, canonical_map, index_of_map
+from ...passes.fusion import canonical_map, index_of_map
 from .codegen import Buffers, KernelBuilder, KernelInfo, ModuleWriter, Values
 from .loops import Launch, PhaseContext, _PhaseValues, _prod
 from .runtime import LaunchPolicy

@@ -13,6 +13,7 @@
 * ``cumsum``, ``cumprod``, ``cummax``, ``cummin``, ``cumlogsumexp``: one thread per line
   along the axis, accumulating in order (the reference's order, so float results match
   bit for bit).
+* convolution and pooling (and pooling's derivatives): ``windows``.
 * ``materialize``: writes a layout view (a transpose, a slice) into a buffer, for the
   host-driven operations that need their operands in memory.
 
@@ -25,7 +26,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ...core.ir import Eqn, Literal, Var
+from ...core.ir import Eqn, Var
 from ...ops.indexing import _fill_value
 from ...passes import fusion_index as fi
 from .codegen import Buffers, KernelBuilder, KernelInfo, ModuleWriter, Values, unravel_into
@@ -33,8 +34,10 @@ from .loops import Launch, _prod
 from .runtime import LaunchPolicy
 from .scalar import UnsupportedOnCuda
 
+from .windows import RULES as WINDOW_RULES, WINDOW_KERNELS  # noqa: E402
+
 OPAQUE_KERNELS = ("gather", "scatter", "dynamic_slice", "dynamic_update_slice", "cumsum",
-                  "cumprod", "cummax", "cummin", "cumlogsumexp")
+                  "cumprod", "cummax", "cummin", "cumlogsumexp") + WINDOW_KERNELS
 
 
 def _names(prefix: str, n: int) -> list[str]:
@@ -68,11 +71,18 @@ def emit_opaque(mw: ModuleWriter, eqn: Eqn, name: str, policy: LaunchPolicy,
             "dynamic_update_slice": _dynamic_update_slice}.get(prim)
     if rule is None and prim in ("cumsum", "cumprod", "cummax", "cummin", "cumlogsumexp"):
         rule = _cumulative
-    if rule is None:
-        raise UnsupportedOnCuda(f"the cuda backend has no kernel for {prim!r}")
     kb = KernelBuilder(mw)
     bufs = Buffers()
     vals = Values(kb, bufs, dict(views), {}, {}, lambda e, a: (), describe)
+    if rule is None and prim in WINDOW_RULES:
+        n = WINDOW_RULES[prim](kb, vals, eqn)
+        flops = 0
+        if prim == "conv_general_dilated":
+            rhs = eqn.invars[1].aval
+            flops = 2 * n * rhs.size // max(rhs.shape[eqn.params["dimension_numbers"][1][0]], 1)
+        return [_finish(mw, kb, bufs, name, n, policy, kind="opaque", flops=flops)]
+    if rule is None:
+        raise UnsupportedOnCuda(f"the cuda backend has no kernel for {prim!r}")
     return rule(mw, kb, bufs, vals, eqn, name, policy)
 
 
