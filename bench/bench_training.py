@@ -247,8 +247,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
     parser.add_argument("--backends", nargs="+", default=["cpu", "reference"],
                         help="jitgrad backends to time (default: cpu reference)")
+    parser.add_argument("--blas-threads", type=int, default=None,
+                        help="limit numpy's BLAS threads (threadpoolctl); default: leave as is")
     parser.add_argument("--append", metavar="FILE", help="append the tables to FILE as Markdown")
     args = parser.parse_args(argv)
+    if args.blas_threads is not None:
+        from jitgrad.training import limit_blas_threads
+        if not limit_blas_threads(args.blas_threads):
+            print("note: threadpoolctl is not installed; --blas-threads ignored")
     sections = [run_size(s, args.repeat, args.warmup, args.gap, args.backends) for s in args.sizes]
     for s in sections:
         print(s)
@@ -257,8 +263,10 @@ def main(argv: list[str] | None = None) -> None:
         body = "\n".join(f"```\n{s.rstrip()}\n```\n" for s in sections)
         header = (f"\n## Training step (bench/bench_training.py, {stamp})\n\n"
                   f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
-                  f"{platform.python_version()}, numpy {np.__version__}. Median/min per step over "
-                  f"{args.repeat} interleaved rounds; ratios are paired per round (> 1 = slower).\n\n")
+                  f"{platform.python_version()}, numpy {np.__version__}, BLAS threads: "
+                  f"{args.blas_threads or 'default'}, load average at the end: "
+                  f"{os.getloadavg()[0]:.1f}. Median/min per step over {args.repeat} "
+                  f"interleaved rounds; ratios are paired per round (> 1 = slower).\n\n")
         with open(args.append, "a") as f:
             f.write(header + body)
 

@@ -29,8 +29,8 @@ from jitgrad import data, nn, optim, random, training  # noqa: E402
 
 def build_model() -> nn.Sequential:
     return nn.Sequential([
-        nn.Conv2D(16, 3), nn.BatchNorm(), nn.relu, nn.MaxPool2D(2),      # 16 x 4 x 4
-        nn.Conv2D(32, 3), nn.BatchNorm(), nn.relu, nn.MaxPool2D(2),      # 32 x 2 x 2
+        nn.Conv2D(16, 3), nn.BatchNorm(momentum=0.9), nn.relu, nn.MaxPool2D(2),   # 16 x 4 x 4
+        nn.Conv2D(32, 3), nn.BatchNorm(momentum=0.9), nn.relu, nn.MaxPool2D(2),   # 32 x 2 x 2
         nn.Flatten(), nn.Dense(64), nn.relu, nn.Dense(10),
     ])
 
@@ -57,7 +57,8 @@ def main(argv=None) -> float:
     key = random.key(args.seed)
     init_key, data_key = random.split(key)
     params, model_state, _ = model.init(init_key, (1, 8, 8))
-    loader = data.DataLoader(x_train, y_train, batch_size=args.batch_size, key=data_key)
+    loader = data.DataLoader(x_train, y_train, batch_size=args.batch_size, key=data_key,
+                             drop_last=True)   # one batch shape: one compilation
     schedule = optim.cosine_decay_schedule(args.learning_rate, epochs * len(loader))
     optimizer = optim.adam(schedule)
     opt_state = optimizer.init(params)

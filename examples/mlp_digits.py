@@ -55,7 +55,7 @@ def main(argv=None) -> float:
     model = build_model()
     key = random.key(args.seed)
     loader = data.DataLoader(x_train, y_train, batch_size=args.batch_size,
-                             key=random.fold_in(key, 1))
+                             key=random.fold_in(key, 1), drop_last=True)   # one batch shape
     schedule = optim.cosine_decay_schedule(args.learning_rate, epochs * len(loader))
     optimizer = optim.adamw(schedule, weight_decay=args.weight_decay)
     state = training.create_train_state(model, optimizer, key, input_shape=(64,))

@@ -92,7 +92,8 @@ def make_train_step(model: nn.Layer, optimizer: optim.GradientTransformation,
     """
     def step(state: TrainState, batch):
         x, y = batch
-        key = random.fold_in(state.key, state.step)
+        # A fresh key per step for dropout-like layers (skipped when the model needs none).
+        key = random.fold_in(state.key, state.step) if getattr(model, "uses_key", True) else None
 
         def objective(params):
             out, model_state = model.apply(params, state.model_state, x, key=key, train=True)

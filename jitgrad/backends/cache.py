@@ -219,11 +219,13 @@ class DiskCache:
         if not files:
             return
         recorded = (manifest or {}).get("artifacts", {})
-        trusted = (manifest is not None and manifest.get("source_sha256") == digest
+        trusted = (isinstance(recorded, dict) and manifest.get("source_sha256") == digest
                    and set(recorded) == {p.name for p in files}
-                   and all(recorded[p.name] == sha256_file(p) for p in files))
+                   and all(recorded[p.name] == sha256_file(p) for p in files)) if manifest else False
         if not trusted:
-            if manifest is not None:
+            # Without any manifest the files are leftovers of an interrupted compile: drop
+            # them quietly. A manifest that vouches for other content means damage.
+            if manifest is not None or self.manifest_path(key).exists():
                 warnings.warn(
                     f"jitgrad: compiled code cached for {path.name} does not match its recorded "
                     "digests (corrupted or modified); it was not loaded and is compiled again",

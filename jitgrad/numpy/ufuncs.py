@@ -362,13 +362,14 @@ def log10(x: ArrayLike, /) -> Array:
 
 
 def logaddexp(x: ArrayLike, y: ArrayLike, /) -> Array:
-    """``log(exp(x) + exp(y))`` without overflow."""
+    """``log(exp(x) + exp(y))`` without overflow; the gradient splits evenly at x == y."""
     x, y = elementwise_args("logaddexp", x, y, promote=promote_dtypes_inexact)
     amax = ew.max_p.bind(x, y)
-    delta = ew.sub_p.bind(x, y)
-    out = ew.add_p.bind(amax, ew.log1p_p.bind(ew.exp_p.bind(ew.neg_p.bind(ew.abs_p.bind(delta)))))
-    # inf - inf is NaN: where both are the same infinity, the answer is that infinity.
-    return where(ew.eq_p.bind(x, y), ew.add_p.bind(x, np.asarray(np.log(2.0), amax.dtype)), out)
+    # min - max (<= 0) rather than -|x - y|: its derivative splits evenly at ties, as JAX's.
+    delta = ew.sub_p.bind(ew.min_p.bind(x, y), amax)
+    # inf - inf is NaN when both are the same infinity: the answer is then amax itself.
+    delta = where(ew.ne_p.bind(delta, delta), np.zeros((), amax.dtype), delta)
+    return ew.add_p.bind(amax, ew.log1p_p.bind(ew.exp_p.bind(delta)))
 
 
 def logaddexp2(x: ArrayLike, y: ArrayLike, /) -> Array:

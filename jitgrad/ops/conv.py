@@ -211,7 +211,8 @@ def _conv_impl(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
                              out_dtype) for b in range(batch_group_count)], axis=1)
     else:
         res = _conv_canonical(lhs, rhs, *args, feature_group_count, out_dtype)
-    return np.transpose(res, np.argsort(out_spec))
+    # A fresh C-ordered array: compiled backends take the result as a contiguous buffer.
+    return np.ascontiguousarray(np.transpose(res, np.argsort(out_spec)))
 
 
 @conv_general_dilated_p.def_abstract_eval

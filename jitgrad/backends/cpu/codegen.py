@@ -448,65 +448,71 @@ class _Generator:
             return
         if B * M * N == 0:
             return
-        dt = scalar.np_type(out.aval.dtype)
         if Kc == 0:
             w(f"{o}[...] = {scalar.literal(0, out.aval.dtype)}" if out.aval.ndim else
               f"{o}[()] = {scalar.literal(0, out.aval.dtype)}")
             return
-        L = self._operand3(w, lhs, lb, lf, lc, (B, M, Kc))
-        R = self._operand3(w, rhs, rb, rc, rf, (B, Kc, N))
-        w(f"o3 = {o}.reshape(({B}, {M}, {N}))")
         if B == 1:
-            w(f"np.dot({L}[0], {R}[0], o3[0])")
+            L = self._operand(w, lhs, [lf, lc], (M, Kc))
+            R = self._operand(w, rhs, [rc, rf], (Kc, N))
+            O = o if out.aval.shape == (M, N) else f"{o}.reshape(({M}, {N}))"
+            w(f"np.dot({L}, {R}, {O})")
         else:
+            L = self._operand(w, lhs, [lb, lf, lc], (B, M, Kc))
+            R = self._operand(w, rhs, [rb, rc, rf], (B, Kc, N))
+            w(f"o3 = {o}.reshape(({B}, {M}, {N}))")
             with w.block(f"for bb in range({B}):"):
                 w(f"np.dot({L}[bb], {R}[bb], o3[bb])")
-        del dt
 
-    def _operand3(self, w, var, g0, g1, g2, shape3) -> str:
-        """A 3-D array view (g0, g1, g2 axis groups merged) of a dot operand, copying only
-        when the operand is not a transposed view of a contiguous array."""
-        ctx = _Reads(self, None)
+    def _operand(self, w, var, groups, sizes) -> str:
+        """``var`` as an array whose axes are the axis ``groups`` merged (sizes ``sizes``):
+        a reshaped / transposed view of a contiguous array where possible (BLAS reads
+        transposed operands in place), else a contiguous copy read through index maps."""
+        f = self.fused
         perm = list(range(var.aval.ndim))
         root = var
-        f = self.fused
-        # Fold transposes of a materialised array into the view.
-        while fu.is_view_var(root, False, f.view_ids, f.placement) and \
+        while isinstance(root, Var) and fu.is_view_var(root, False, f.view_ids, f.placement) and \
                 f.producer[id(root)].primitive.name == "transpose":
             e = f.producer[id(root)]
             p = e.params["permutation"]
             perm = [p[a] for a in perm]
             root = e.invars[0]
-        viewable = isinstance(root, Var) and not fu.is_view_var(root, False, f.view_ids, f.placement)
-        groups = [[perm[a] for a in g] for g in (g0, g1, g2)]
-        if viewable:
-            for g in groups:
-                if g and g != list(range(g[0], g[0] + len(g))):
-                    viewable = False
-        if viewable:
+        if isinstance(root, Var) and not fu.is_view_var(root, False, f.view_ids, f.placement):
             rshape = root.aval.shape
-            runs = sorted([(g[0], i) for i, g in enumerate(groups) if g])
-            order = [i for _, i in runs] + [i for i, g in enumerate(groups) if not g]
-            sizes = [shape3[i] for i in order]
-            t = self.fresh("op")
-            w(f"{t} = {self.buffer_name(root)}.reshape(({', '.join(map(str, sizes))},))")
-            inv = [order.index(i) for i in range(3)]
-            if inv != [0, 1, 2]:
-                w(f"{t} = np.transpose({t}, ({', '.join(map(str, inv))}))")
-            del rshape
-            return t
-        # Copy into a contiguous (g0, g1, g2) array, reading through any layout ops.
+            pos = {a: i for i, a in enumerate(a for a in range(len(rshape)) if rshape[a] != 1)}
+            rgroups = [[pos[perm[a]] for a in g if rshape[perm[a]] != 1] for g in groups]
+            if all(rg == list(range(rg[0], rg[0] + len(rg))) for rg in rgroups if rg):
+                runs = sorted((rg[0], i) for i, rg in enumerate(rgroups) if rg)
+                order = [i for _, i in runs] + [i for i, rg in enumerate(rgroups) if not rg]
+                in_order = tuple(sizes[i] for i in order)
+                expr = self.buffer_name(root)
+                if in_order != tuple(rshape):
+                    expr = f"{expr}.reshape({in_order})"
+                inv = [order.index(i) for i in range(len(groups))]
+                if inv != sorted(inv):
+                    expr = f"{expr}.T" if len(groups) == 2 else \
+                        f"np.transpose({expr}, {tuple(inv)})"
+                if expr == self.buffer_name(root):
+                    return expr
+                t = self.fresh("op")
+                w(f"{t} = {expr}")
+                return t
+        # Copy into a contiguous array, reading through any layout ops.
+        ctx = _Reads(self, None)
         t = self.fresh("op")
-        w(f"{t} = np.empty({tuple(shape3)}, {scalar.np_type(var.aval.dtype)})")
-        sizes = [[var.aval.shape[a] for a in g] for g in (g0, g1, g2)]
-        with w.block(f"for c0 in range({shape3[0]}):"):
-            with w.block(f"for c1 in range({shape3[1]}):"):
-                with w.block(f"for c2 in range({shape3[2]}):"):
-                    idx = ["0"] * var.aval.ndim
-                    for g, sz, c in zip((g0, g1, g2), sizes, ("c0", "c1", "c2")):
-                        for a, e in zip(g, fi.unravel(c, sz)):
-                            idx[a] = e
-                    w(f"{t}[c0, c1, c2] = {self.read(var, idx, ctx)}")
+        w(f"{t} = np.empty({tuple(sizes)}, {scalar.np_type(var.aval.dtype)})")
+        cs = [f"c{k}" for k in range(len(groups))]
+        opened = 0
+        for c, n in zip(cs, sizes):
+            w(f"for {c} in range({n}):")
+            w.depth += 1
+            opened += 1
+        idx = ["0"] * var.aval.ndim
+        for g, c in zip(groups, cs):
+            for a, e in zip(g, fi.unravel(c, [var.aval.shape[a] for a in g])):
+                idx[a] = e
+        w(f"{t}[{', '.join(cs)}] = {self.read(var, idx, ctx)}")
+        w.depth -= opened
         return t
 
     def _dot_loops(self, w, eqn, lb, lf, lc, rb, rc, rf) -> None:

@@ -18,19 +18,19 @@ from numba.extending import intrinsic
 _JIT = dict(nogil=True, error_model="numpy", cache=False)
 
 
-@numba.njit(inline="always", **_JIT)
+@numba.njit(**_JIT)
 def fmax(x, y):
     """numpy.maximum: x if x >= y or x is NaN, else y (NaN-propagating)."""
     return x if (x >= y or x != x) else y
 
 
-@numba.njit(inline="always", **_JIT)
+@numba.njit(**_JIT)
 def fmin(x, y):
     """numpy.minimum: x if x <= y or x is NaN, else y."""
     return x if (x <= y or x != x) else y
 
 
-@numba.njit(inline="always", **_JIT)
+@numba.njit(**_JIT)
 def idiv(x, y):
     """The reference's integer division: |x| // |y| with the sign of x*y; 0 when y == 0.
 
@@ -45,7 +45,7 @@ def idiv(x, y):
     return q
 
 
-@numba.njit(inline="always", **_JIT)
+@numba.njit(**_JIT)
 def irem(x, y):
     """C fmod on integers (sign of the dividend); 0 when y == 0. Returns the bits as
     uint64; the caller casts to the operand type (which truncates)."""
@@ -60,7 +60,7 @@ def irem(x, y):
     return r
 
 
-@numba.njit(inline="always", **_JIT)
+@numba.njit(**_JIT)
 def logistic(x, one):
     """The reference's stable logistic: 1/(1+e) for x >= 0, e/(1+e) otherwise, e = exp(-|x|)."""
     e = np.exp(-abs(x))
@@ -69,7 +69,7 @@ def logistic(x, one):
     return e / (one + e)
 
 
-@numba.njit(inline="always", **_JIT)
+@numba.njit(**_JIT)
 def logaddexp(x, y, log2):
     """numpy.logaddexp (its npy_logaddexp algorithm), in the operands' type."""
     if x == y:
@@ -116,7 +116,7 @@ def erfinv(y):
     return x
 
 
-@numba.njit(inline="always", **_JIT)
+@numba.njit(**_JIT)
 def lgamma(x):
     """log|Gamma(x)|: libm's, except lgamma(-inf) = -inf as scipy.special.gammaln (the
     reference implementation) has it."""
