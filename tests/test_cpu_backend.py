@@ -589,16 +589,33 @@ def test_generated_source_is_readable_and_named():
     assert "k0_dot_add_max" in str(ex.fused)
 
 
-def test_large_elementwise_runs_parallel_and_float32_stays_float32():
-    n = 1 << 19
-
-    def f(x, y):
-        return jnp.tanh(x * y + 0.5) * 2.0
-    x, y = floats((n,), F32, 53, 1.0), floats((n,), F32, 54, 1.0)
-    jf = check(f, x, y, rtol=1e-5)
+def test_float32_stays_float32():
+    jf = check(lambda x, y: jnp.tanh(x * y + 0.5) * 2.0, floats((64,), F32, 53, 1.0),
+               floats((64,), F32, 54, 1.0), rtol=1e-5)
     src = executable_of(jf).source
-    assert "prange(" in src and "parallel=True" in src
     assert "np.float32(0.5)" in src and "float64" not in src.split("def _A")[1]
+
+
+def test_parallel_loops_only_for_large_kernels_without_blas():
+    from jitgrad.backends.cpu import codegen
+    from jitgrad.passes import optimize
+    from jitgrad.passes.fusion import fuse
+
+    def source(f, *shapes):
+        closed = optimize(jitgrad.make_ir(f)(*[_zeros(s) for s in shapes]))
+        return codegen.generate(fuse(closed, jitgrad.backends.cpu.supports)).source
+    big = codegen.PARALLEL_MIN_ELEMENTS
+    assert "prange(" in source(lambda x: jnp.exp(x) + 1, (big,))
+    assert "prange(" not in source(lambda x: jnp.exp(x) + 1, (big // 2,))
+    # A program that calls BLAS keeps its loops serial (OpenMP/OpenBLAS thread fight).
+    assert "prange(" not in source(lambda x, w: (jnp.exp(x) + 1, w @ w), (big,), (4, 4))
+
+
+def _zeros(shape):
+    return _ZEROS.setdefault(shape, np.zeros(shape, F32))
+
+
+_ZEROS: dict = {}
 
 
 def test_inputs_are_not_modified_and_outputs_are_fresh():

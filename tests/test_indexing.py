@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import jitgrad
 import jitgrad.numpy as jnp
 from jitgrad import NonConcreteBooleanIndexError
-from test_numpy_support import FEW, SETTINGS, arrays, assert_close, check, shapes
+from test_numpy_support import SETTINGS, arrays, assert_close, check, shapes
 
 
 # ------------------------------------------------------------------ index strategies
@@ -27,24 +27,26 @@ def _slice(n):
 @st.composite
 def basic_index(draw, shape):
     """ints (in bounds), slices, None and at most one Ellipsis, for an array of ``shape``."""
-    entries, axis = [], 0
-    used_ellipsis = False
-    while axis < len(shape) and draw(st.integers(0, 3)):
-        kind = draw(st.sampled_from(["int", "slice", "slice", "none", "ellipsis"]))
+    def one(axis):
         n = shape[axis]
+        kind = draw(st.sampled_from(["int", "slice", "slice", "none"]))
         if kind == "int" and n > 0:
-            entries.append(draw(st.integers(-n, n - 1)))
-            axis += 1
-        elif kind == "none":
-            entries.append(None)
-        elif kind == "ellipsis" and not used_ellipsis:
+            return [draw(st.integers(-n, n - 1))]
+        if kind == "none":
+            return [None, draw(_slice(n))]
+        return [draw(_slice(n))]
+
+    entries, axis = [], 0
+    while axis < len(shape) and draw(st.integers(0, 3)):
+        if draw(st.integers(0, 4)) == 0:
+            # An ellipsis; the entries after it index exactly the last k axes.
             entries.append(Ellipsis)
-            used_ellipsis = True
-            axis = len(shape) - draw(st.integers(0, len(shape) - axis))
-            # the remaining entries index the last axes
-        else:
-            entries.append(draw(_slice(n)))
-            axis += 1
+            k = draw(st.integers(0, len(shape) - axis))
+            for ax in range(len(shape) - k, len(shape)):
+                entries += one(ax)
+            break
+        entries += one(axis)
+        axis += 1
     if len(entries) == 1 and draw(st.booleans()):
         return entries[0]
     return tuple(entries)

@@ -77,7 +77,9 @@ config.define("debug_nans", _env_bool("JITGRAD_DEBUG_NANS", False), bool)
 config.define("jax_debug_nans", False, bool)
 # jitgrad.random: JAX >= 0.5's default split/random_bits scheme (see jitgrad/random.py).
 config.define("jax_threefry_partitionable", _env_bool("JAX_THREEFRY_PARTITIONABLE", True), bool)
+# CPU backend: vectorisable float32 exp/log/tanh/... (backends/fastmath.py) instead of libm.
+config.define("fast_math", _env_bool("JITGRAD_FAST_MATH", True), bool)
 
 # Flags whose value changes what a trace produces; part of every cache key.
 TRACE_FLAGS = ("jax_enable_x64", "jax_platform_name", "debug_nans",
-               "jax_threefry_partitionable")
+               "jax_threefry_partitionable", "fast_math")

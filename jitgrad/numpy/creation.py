@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import builtins
 import operator
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -98,7 +98,8 @@ def array(object: Any, dtype=None, copy: bool = True, order: str | None = "K",
                 dtypes.canonicalize_dtype(np_value.dtype)
         else:
             dt = dtypes.canonicalize_dtype(dtype)
-        value = np.array(object, dtype=dt, copy=True)
+        with np.errstate(all="ignore"):   # numpy's cast of NaN/inf to ints, without warnings
+            value = np.array(object, dtype=dt, copy=True)
         out = ArrayImpl(value, weak)
     if ndmin and out.ndim < ndmin:
         out = lax.reshape(out, (1,) * (ndmin - out.ndim) + out.shape)

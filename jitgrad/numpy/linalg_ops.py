@@ -11,7 +11,6 @@ from typing import Any, Sequence
 import numpy as np
 
 from .. import lax
-from ..core import dtypes
 from ..core.array import Array, ArrayImpl
 from ..core.errors import ShapeError
 from ..ops import indexing as ix

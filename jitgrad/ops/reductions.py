@@ -45,10 +45,11 @@ def _reduction(name: str, ufunc, category) -> Primitive:
     def impl(x, axes):
         x = np.asarray(x)
         ident = _identity(name, x.dtype)
-        if ident is None:
-            out = ufunc.reduce(x, axis=tuple(axes), dtype=x.dtype)
-        else:
-            out = ufunc.reduce(x, axis=tuple(axes), initial=ident)
+        with np.errstate(all="ignore"):   # inf - inf and overflow give NaN/inf silently (JAX)
+            if ident is None:
+                out = ufunc.reduce(x, axis=tuple(axes), dtype=x.dtype)
+            else:
+                out = ufunc.reduce(x, axis=tuple(axes), initial=ident)
         return np.asarray(out, dtype=x.dtype)
 
     def rule(x, axes):

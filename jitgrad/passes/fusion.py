@@ -390,6 +390,7 @@ class _Fuser:
         self.why: dict[tuple[int, int], str] = {}   # (group, other) -> why not fused
         self.why_any: dict[int, str] = {}
         self.last_effect: int | None = None
+        self.removed: set[int] = set()
         self.placement: dict[int, tuple[int, int]] = {}
         self.view_ids: set[int] = set()
         self.skipped: list[Eqn] = []
@@ -676,6 +677,96 @@ class _Fuser:
         phase.views.update(ctx.views)
         self.placement[id(out)] = (gi, phase_index)
 
+    # -- absorbing producers that turned out to have a single consumer
+    def _absorb_producers(self) -> None:
+        """Move an elementwise group into the one loop that reads its results.
+
+        An elementwise op traced before its consumer's kernel existed (``h > 0`` before
+        the matmul whose epilogue selects with it) starts its own group; once all of its
+        results turn out to be read by a single loop phase, at their own positions, it is
+        computed there instead of being written to memory and read back.
+        """
+        changed = True
+        while changed:
+            changed = False
+            readers: dict[int, set[tuple[int, int]]] = {}
+            for g in self.groups:
+                if g.index in self.removed:
+                    continue
+                for pi, p in enumerate(g.phases):
+                    for vid in p.reads:
+                        readers.setdefault(vid, set()).add((g.index, pi))
+            for P in self.groups:
+                if P.index in self.removed or len(P.phases) != 1:
+                    continue
+                src = P.phases[0]
+                if src.kind != "loop" or src.reduce_axes or src.reduction_pass:
+                    continue
+                outs = [v for e in src.eqns for v in e.outvars]
+                if any(id(v) in self.out_ids for v in outs):
+                    continue
+                rs = set().union(*[readers.get(id(v), set()) for v in outs])
+                if len(rs) != 1:
+                    continue
+                ((gi, qi),) = rs
+                if gi == P.index or gi in self.removed:
+                    continue
+                G = self.groups[gi]
+                if self._try_absorb(P, G, qi):
+                    changed = True
+                    break
+
+    def _try_absorb(self, P: Group, G: Group, qi: int) -> bool:
+        phase = G.phases[qi]
+        if phase.kind != "loop":
+            return False
+        src = P.phases[0]
+        saved = (list(phase.eqns), dict(phase.info), dict(phase.reads), dict(phase.views),
+                 dict(self.placement))
+        try:
+            for e in src.eqns:
+                for v in e.outvars:       # not yet placed in G: read as locals once added
+                    self.placement.pop(id(v), None)
+                self._check(G, qi, phase, e, commit=True)
+            # Every read in the phase must still resolve with P's values now local.
+            absorbed = {id(v) for e in src.eqns for v in e.outvars}
+            for e in saved[0]:
+                ctx = _CheckContext(self, G, qi, phase, {})
+                if e.primitive.kind == LAYOUT or e.primitive.name == "iota":
+                    fi.read_view_eqn(e, phase.info[id(e.outvars[0])].canon, ctx)
+                    continue
+                ops = e.invars[:1] if e.primitive.kind == REDUCTION else e.invars
+                for a in ops:
+                    if isinstance(a, Var):
+                        m = canonical_map(a.aval.shape, phase.domain, phase.reduce_axes) \
+                            if e.primitive.kind != REDUCTION else \
+                            canonical_map(phase.domain, phase.domain, phase.reduce_axes)
+                        fi.read_expr(a, index_of_map(m), ctx)
+        except (_Reject, fi.NotReadable):
+            phase.eqns[:] = saved[0]
+            phase.info.clear()
+            phase.info.update(saved[1])
+            phase.reads.clear()
+            phase.reads.update(saved[2])
+            phase.views.clear()
+            phase.views.update(saved[3])
+            self.placement = saved[4]
+            return False
+        # Commit: P's equations first (they read only earlier kernels), then G's.
+        new = phase.eqns[len(saved[0]):]
+        phase.eqns[:] = new + saved[0]
+        for vid in absorbed:
+            phase.reads.pop(vid, None)
+        self.deps[G.index] |= self.deps[P.index] - {G.index}
+        self.deps[G.index].discard(P.index)
+        for ds in self.deps:
+            if P.index in ds:
+                ds.discard(P.index)
+                ds.add(G.index)
+        self.deps[G.index].discard(G.index)
+        self.removed.add(P.index)
+        return True
+
     # -- finishing: outputs, inputs, kinds, names
     def _order(self) -> None:
         """Put the groups in a dependency order (creation order where free) and renumber."""
@@ -686,7 +777,7 @@ class _Fuser:
             for d in ds:
                 users[d].append(g)
         import heapq
-        ready = [g for g in range(n) if pending[g] == 0]
+        ready = [g for g in range(n) if pending[g] == 0 and g not in self.removed]
         heapq.heapify(ready)
         order = []
         while ready:
@@ -696,14 +787,14 @@ class _Fuser:
                 pending[u] -= 1
                 if pending[u] == 0:
                     heapq.heappush(ready, u)
-        assert len(order) == n, "fusion made a cycle"
+        assert len(order) == n - len(self.removed), "fusion made a cycle"
         new_index = {old: new for new, old in enumerate(order)}
         groups = [self.groups[old] for old in order]
         for k, g in enumerate(groups):
             g.index = k
         self.placement = {vid: (new_index[g], p) for vid, (g, p) in self.placement.items()}
         apart = []
-        for k in range(1, n):
+        for k in range(1, len(order)):
             a, b = order[k - 1], order[k]
             reason = (self.why.get((b, a)) or self.why.get((a, b)) or self.why_any.get(b)
                       or "no data dependence on the previous kernel")
@@ -711,6 +802,7 @@ class _Fuser:
         self.groups, self.apart = groups, apart
 
     def _finish(self) -> FusedProgram:
+        self._absorb_producers()
         self._order()
         readers: dict[int, list[tuple[int, int]]] = {}
         for g in self.groups:

@@ -31,8 +31,12 @@ from ...passes import fusion_index as fi
 from . import scalar
 
 # A loop phase runs in parallel when it has at least this many elements (and the program
-# calls no BLAS). See bench/RESULTS.md for the measurement behind it.
-PARALLEL_MIN_ELEMENTS = 1 << 18
+# calls no BLAS). Measured here (bench/RESULTS.md): on a quiet machine a prange loop gains
+# at most ~1.3x on 2 cores, but when other processes keep the cores busy numba's OpenMP
+# workers spin and a prange loop costs 12-20 ms whatever its size (relu over 2^18 floats:
+# 12 ms parallel, 0.4 ms serial; 2^22: 16.5 vs 13.4 ms). So only loops long enough that
+# this worst case stays within ~1.5x of serial run in parallel. (Issue 8 owns the policy.)
+PARALLEL_MIN_ELEMENTS = 1 << 22
 # Leading loops are collapsed into one parallel loop until it has this many iterations.
 PARALLEL_MIN_ITERATIONS = 16
 # Bumped whenever generated code changes meaning; part of the disk-cache key.

@@ -1,7 +1,6 @@
 """The callable a CPU compile returns: runs the entry functions and fallbacks in order."""
 from __future__ import annotations
 
-import threading
 from typing import Any, Sequence
 
 import numpy as np
@@ -13,22 +12,22 @@ from .codegen import FallbackSegment, KernelSegment, ModulePlan
 
 
 class _TempPool:
-    """Temporaries of one segment, reused across calls; one set per concurrent call."""
+    """Temporaries of one segment, reused across calls; one set per concurrent call.
+
+    ``list.pop``/``list.append`` are atomic in CPython, so threads need no lock here."""
 
     def __init__(self, specs: list[tuple[tuple[int, ...], np.dtype]]):
         self.specs = specs
         self.free: list[list[np.ndarray]] = []
-        self.lock = threading.Lock()
 
     def acquire(self) -> list[np.ndarray]:
-        with self.lock:
-            if self.free:
-                return self.free.pop()
-        return [np.empty(s, d) for s, d in self.specs]
+        try:
+            return self.free.pop()
+        except IndexError:
+            return [np.empty(s, d) for s, d in self.specs]
 
     def release(self, temps: list[np.ndarray]) -> None:
-        with self.lock:
-            self.free.append(temps)
+        self.free.append(temps)
 
 
 class CpuExecutable:
@@ -58,6 +57,59 @@ class CpuExecutable:
                 self._steps.append(("kernels", fn, seg, outs, pool))
             else:
                 self._steps.append(("fallback", seg))
+        self._fast = self._fast_path()
+
+    def _fast_path(self):
+        """One segment and no fallbacks: a call with no per-variable bookkeeping."""
+        if len(self._steps) != 1 or self._steps[0][0] != "kernels":
+            return None
+        _, fn, seg, out_specs, pool = self._steps[0]
+        dtypes = self._in_dtypes
+        # Each entry argument: an index into the call's args, or a constant array.
+        sources = [self._arg_ids.get(id(v), self._consts.get(id(v))) for v in seg.inputs]
+        if any(s is None for s in sources):
+            return None
+        out_pos = {id(v): j for j, v in enumerate(seg.outputs)}
+        results = []
+        for a in self.ir.outvars:
+            if isinstance(a, Literal):
+                results.append(("lit", a.value))
+            elif id(a) in out_pos:
+                results.append(("out", out_pos[id(a)]))
+            elif id(a) in self._arg_ids:
+                results.append(("arg", self._arg_ids[id(a)]))
+            elif id(a) in self._consts:
+                results.append(("const", self._consts[id(a)]))
+            else:
+                return None
+        simple = all(kind == "out" for kind, _ in results)
+        out_index = [j for _, j in results] if simple else None
+        ndarray = np.ndarray
+
+        def run(*args):
+            args = list(args)
+            for i, dt in enumerate(dtypes):
+                a = args[i]
+                if not (type(a) is ndarray and a.dtype == dt and a.flags.c_contiguous):
+                    args[i] = np.asarray(a, dtype=dt, order="C")
+            outs = [np.empty(s, d) for s, d in out_specs]
+            temps = pool.acquire()
+            try:
+                fn(*[args[s] if type(s) is int else s for s in sources], *outs, *temps)
+            finally:
+                pool.release(temps)
+            if simple:
+                return [outs[j] for j in out_index]
+            res = []
+            for kind, v in results:
+                if kind == "out":
+                    res.append(outs[v])
+                elif kind == "arg":
+                    res.append(np.array(args[v], copy=True))
+                else:
+                    res.append(np.array(v, copy=True))
+            return res
+        return run
 
     def __repr__(self) -> str:
         kernels = len(self.fused.kernels)
@@ -72,6 +124,8 @@ class CpuExecutable:
         return env
 
     def __call__(self, *args) -> list[np.ndarray]:
+        if self._fast is not None:
+            return self._fast(*args)
         env = self._inputs(args)
         for step in self._steps:
             if step[0] == "kernels":
