@@ -64,8 +64,8 @@ class ArrayImpl(Array):
     __slots__ = ("_value", "_weak_type")
 
     def __init__(self, value: np.ndarray, weak_type: bool = False):
-        if value.flags.writeable:
-            value.flags.writeable = False
+        # The buffer is never handed out writable (see __array__), so there is no need to
+        # pay for flipping its flags here: this constructor runs on every eager operation.
         self._value = value
         self._weak_type = weak_type
 
@@ -97,10 +97,14 @@ class ArrayImpl(Array):
 
     # numpy interoperability
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
-        v = self._value
         if copy:
-            v = v.copy()
-        return v if dtype is None else v.astype(dtype, copy=False)
+            v = self._value.copy() if dtype is None else self._value.astype(dtype)
+            return v
+        if dtype is not None and np.dtype(dtype) != self._value.dtype:
+            return self._value.astype(dtype)
+        view = self._value.view()
+        view.flags.writeable = False     # arrays are immutable: numpy sees a read-only view
+        return view
 
     def block_until_ready(self) -> "ArrayImpl":
         """Wait for the value to be computed (CPU results are always ready)."""
@@ -152,8 +156,8 @@ class ArrayImpl(Array):
     def __iter__(self):
         if not self._value.ndim:
             raise TypeError("iteration over a 0-d jitgrad array")
-        for row in self._value:
-            yield ArrayImpl(np.asarray(row), self._weak_type)
+        weak = self._weak_type
+        return (ArrayImpl(np.asarray(row), weak) for row in self._value)
 
     def __format__(self, spec: str) -> str:
         if self._value.ndim == 0:

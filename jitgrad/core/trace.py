@@ -74,11 +74,11 @@ class EvalTrace(Trace):
 
     def process_primitive(self, primitive, args, params):
         vals = []
-        weak = True
+        any_weak = False
         for x in args:
             if type(x) is ArrayImpl:
                 vals.append(x._value)
-                weak = weak and x._weak_type
+                any_weak = any_weak or x._weak_type
             elif isinstance(x, Tracer):
                 raise x._trace.escaped_error(x, primitive)
             elif isinstance(x, Array):
@@ -87,7 +87,7 @@ class EvalTrace(Trace):
                 return x._eager_apply(primitive, args, params)
             else:
                 vals.append(x)
-                weak = weak and isinstance(x, (int, float)) and not isinstance(x, bool)
+                any_weak = any_weak or (type(x) in (int, float))
         try:
             out = primitive.impl(*vals, **params)
         except JitgradError:
@@ -96,10 +96,19 @@ class EvalTrace(Trace):
             # Let the shape/dtype rule explain a bad call; re-raise numpy's error otherwise.
             primitive.abstract_eval(*[get_aval(v) for v in vals], **params)
             raise
-        weak = weak and bool(args) and primitive.kind == "elementwise"
+        weak = False
+        if any_weak or params.get("weak_type"):
+            # Rare: ask the shape/dtype rule, so eager and jit agree on weak types exactly.
+            avals = primitive.abstract_eval(*[_eager_aval(x) for x in args], **params)
+            weak = [a.weak_type for a in avals] if primitive.multiple_results else avals.weak_type
         if primitive.multiple_results:
-            return [ArrayImpl(np.asarray(o), weak) for o in out]
+            weak = weak or [False] * len(out)
+            return [ArrayImpl(np.asarray(o), w) for o, w in zip(out, weak)]
         return ArrayImpl(np.asarray(out), weak)
+
+
+def _eager_aval(x: Any) -> ShapedArray:
+    return x.aval if type(x) is ArrayImpl else get_aval(x)
 
 
 EVAL_TRACE = EvalTrace()
