@@ -322,7 +322,8 @@ def layout_size0(x, y):
     return [lax.transpose(x, (1, 0)), lax.reshape(x, (3, 0)), x + 1, lax.squeeze(y, (0, 2)) * 2,
             lax.pad(x, np.float32(1.0), ((1, 1, 0), (0, 0, 0))),
             lax.concatenate([x, x], 0), jnp.sum(x, axis=0), jnp.sum(y, axis=(0, 2)),
-            lax.broadcast_in_dim(lax.squeeze(y, (0, 2)), (2, 3), (1,))]
+            lax.broadcast_in_dim(lax.squeeze(y, (0, 2)), (2, 3), (1,)),
+            lax.reshape(-y[:, :1, :], ())]     # a rank-0 result of a loop over size-1 axes
 
 
 @case("dot_general", lambda: (floats((5, 4), F32, 18, 1.0), floats((4, 3), F32, 19, 1.0),
@@ -401,7 +402,9 @@ def fallbacks(x, n):
     y = jnp.exp(x) + 1
     z = lax.cond(n > 1, lambda v: v * 2, lambda v: v - 1, y)
     w = lax.fori_loop(0, 3, lambda i, v: v * 0.5 + i, z)
-    return jnp.sum(w, axis=0), z.T, x
+    # A fallback's result may be a strided view (a transpose): kernels still get it.
+    t = lax.cond(n > 1, lambda v: v.T, lambda v: -v.T, y) + 1
+    return jnp.sum(w, axis=0), z.T, x, t
 
 
 CASE_IDS = [c[0] for c in CASES]
@@ -646,3 +649,18 @@ def test_closed_over_constants():
 def test_python_scalars_and_weak_types():
     check(lambda x, s: x * s + 1, floats((3,), F32, 58), 2.5)
     check(lambda s: jnp.asarray(s) * 2 + 1, 3.0)
+
+
+def test_codegen_bugs_surface_as_a_jitgrad_error(monkeypatch):
+    """A numba failure on generated code is reported as jitgrad's error, not numba's."""
+    from jitgrad.backends.cpu import loader, scalar
+    monkeypatch.setitem(scalar.ELEMENTWISE, "exp", lambda eqn, a: f"no_such_function({a[0]})")
+    previous = jitgrad.config.cache
+    jitgrad.config.update("cache", False)
+    try:
+        with pytest.raises(loader.BackendCompileError, match="internal error") as info:
+            jit(lambda x: jnp.exp(x) * 7.25, backend="cpu")(floats((3,), F32, 60))
+        assert isinstance(info.value, jitgrad.JitgradError)
+        assert "backend='reference'" in str(info.value)
+    finally:
+        jitgrad.config.update("cache", previous)

@@ -249,8 +249,14 @@ class _Generator:
         others = [e for e in phase.eqns if e.primitive.kind != "reduction"]
         info = phase.info
         outv = lambda e: e.outvars[0]  # noqa: E731
-        pre = [e for e in others if not info[id(outv(e))].inner and info[id(outv(e))].canon == ()
-               and info[id(outv(e))].stage == 0]
+        # Values needing no loop index (rank 0, from rank-0 values only) are computed first.
+        deps = self._deps(phase, phase.eqns)
+        pre, pre_vars = [], set()
+        for e in others:
+            v = info[id(outv(e))]
+            if not v.inner and v.canon == () and v.stage == 0 and deps[id(outv(e))] <= pre_vars:
+                pre.append(e)
+                pre_vars.add(id(outv(e)))
         pre_ids = {id(e) for e in pre}
         outer = [e for e in others if not info[id(outv(e))].inner and id(e) not in pre_ids]
         inner = [e for e in others if info[id(outv(e))].inner]

@@ -159,7 +159,8 @@ class CpuExecutable:
         out = eqn.primitive.impl(*[self._value(a, env) for a in eqn.invars], **eqn.params)
         outs = out if eqn.primitive.multiple_results else [out]
         for v, o in zip(eqn.outvars, outs):
-            env[id(v)] = np.asarray(o)
+            # Later kernels take C-contiguous arrays of the declared dtype.
+            env[id(v)] = np.asarray(o, dtype=v.aval.dtype, order="C")
 
     def _result(self, atom, env, args) -> np.ndarray:
         if isinstance(atom, Literal):

@@ -17,6 +17,7 @@ import types
 import warnings
 
 from ...core.config import config
+from ...core.errors import JitgradError
 from ..cache import CacheWarning, DiskCache
 
 logger = logging.getLogger("jitgrad")
@@ -102,7 +103,18 @@ def _exec(name: str, source: str, filename: str, cache: bool) -> types.ModuleTyp
             # np.dot on a transposed view: numba warns that it copies; that is the plan.
             warnings.simplefilter("ignore", NumbaPerformanceWarning)
             exec(compile(source, filename, "exec"), mod.__dict__)
+    except Exception as e:
+        sys.modules.pop(name, None)
+        raise BackendCompileError(
+            f"the cpu backend failed to compile a program: {type(e).__name__} from numba "
+            f"(an internal error of jitgrad's code generator; generated module: {filename})",
+            hint="Please report it with the program. Meanwhile jit(f, backend='reference') "
+                 "runs it.", find_source=False) from e
     except BaseException:
         sys.modules.pop(name, None)
         raise
     return mod
+
+
+class BackendCompileError(JitgradError, RuntimeError):
+    """numba rejected code the backend generated (a bug in jitgrad, not in the program)."""
