@@ -205,11 +205,17 @@ def _exp_core(x):
 
 
 @numba.njit(**_JIT)
-def _expm1_core(x):
-    """e^x - 1 for x in [-30, 89] (not NaN); relative accuracy near 0."""
+def _expm1_parts(x):
+    """(k, u) with e^x - 1 = 2^k u + (2^k - 1), u = e^r - 1 (x finite, |x| < 2^21)."""
     kf, r = _reduce(x)
     p = _fma(_fma(_fma(_fma(_fma(_M5, r, _M4), r, _M3), r, _M2), r, _M1), r, _M0)
-    u = _fma(p, r * r, r)                  # e^r - 1
+    return kf, _fma(p, r * r, r)
+
+
+@numba.njit(**_JIT)
+def _expm1_core(x):
+    """e^x - 1 for x in [-30, 89] (not NaN); relative accuracy near 0."""
+    kf, u = _expm1_parts(x)
     # 2^k (1 + u) - 1 = 2^k u + (2^k - 1). For k = 128, 2^k itself overflows: use
     # 2 (2^127 u + (2^127 - 1/2)) instead.
     big = kf > _f(127.5)
@@ -250,10 +256,11 @@ def exp_f32(x):
     Overflows to inf for x > 88.72 and underflows through the subnormals to 0 for
     x < -103.97; exp(-inf) = 0, exp(inf) = inf, NaN -> NaN.
     """
-    xc = x if x < _EXP_HI else _EXP_HI     # also sends NaN to a finite value
-    xc = xc if xc > _EXP_LO else _EXP_LO
-    y = _exp_core(xc)
-    return y if x == x else x
+    # Clamps written so that NaN passes through (x86 min/max semantics); NaN then
+    # propagates through every step (2^NaN is built as 0, and 0 * NaN is NaN).
+    xc = _EXP_HI if x > _EXP_HI else x
+    xc = _EXP_LO if xc < _EXP_LO else xc
+    return _exp_core(xc)
 
 
 @numba.njit(**_JIT)
@@ -263,11 +270,10 @@ def expm1_f32(x):
     Exact (= x) for tiny x, keeps the sign of zero; -1 below x = -17.3, inf above 88.72,
     NaN -> NaN.
     """
-    xc = x if x < _EXP_HI else _EXP_HI
-    xc = xc if xc > _EXPM1_LO else _EXPM1_LO
+    xc = _EXP_HI if x > _EXP_HI else x     # NaN passes through (see exp_f32)
+    xc = _EXPM1_LO if xc < _EXPM1_LO else xc
     y = _expm1_core(xc)
-    y = x if x == _ZERO else y
-    return y if x == x else x
+    return x if x == _ZERO else y
 
 
 @numba.njit(**_JIT)
@@ -315,10 +321,11 @@ def tanh_f32(x):
     the sign of zero), NaN -> NaN.
     """
     ax = abs(x)
-    a = ax if ax < _TANH_CLAMP else _TANH_CLAMP
-    e = _expm1_core(a + a)
-    y = _copysign(e / (e + _TWO), x)
-    return y if x == x else x
+    a = _TANH_CLAMP if ax > _TANH_CLAMP else ax     # NaN passes through (see exp_f32)
+    kf, u = _expm1_parts(a + a)            # k <= 27: 2^k needs no overflow care
+    s = _pow2(kf)
+    e = _fma(s, u, s - _ONE)               # expm1(2|x|)
+    return _copysign(e / (e + _TWO), x)
 
 
 @numba.njit(**_JIT)
@@ -331,10 +338,9 @@ def logistic_f32(x):
     x < -87.3; logistic(inf) = 1, logistic(-inf) = 0, NaN -> NaN.
     """
     n = -abs(x)
-    n = n if n > _EXP_LO else _EXP_LO      # also sends NaN to a finite value
+    n = _EXP_LO if n < _EXP_LO else n      # NaN passes through (see exp_f32)
     e = _exp_core(n)
-    y = (_ONE if x >= _ZERO else e) / (_ONE + e)
-    return y if x == x else x
+    return (_ONE if x >= _ZERO else e) / (_ONE + e)
 
 
 @numba.njit(**_JIT)
@@ -348,13 +354,12 @@ def erf_f32(x):
     p = _fma(_fma(_fma(_fma(_fma(_fma(_S6, z, _S5), z, _S4), z, _S3), z, _S2), z, _S1), z, _S0)
     small = _fma(x, p, x)
     ax = abs(x)
-    a = ax if ax < _ERF_CLAMP else _ERF_CLAMP
-    a = a if a > _ONE else _ONE
+    a = _ERF_CLAMP if ax > _ERF_CLAMP else ax      # NaN passes through (see exp_f32)
+    a = _ONE if a < _ONE else a
     t = a - _ONE
     q = _fma(_fma(_fma(_fma(_fma(_fma(_Q6, t, _Q5), t, _Q4), t, _Q3), t, _Q2), t, _Q1), t, _Q0)
     large = _copysign(_ONE - _exp_core(q), x)
-    y = small if ax < _ONE else large
-    return y if x == x else x
+    return small if ax < _ONE else large
 
 
 # jitgrad primitive name -> float32 approximation (the CPU backend's lookup table).
