@@ -570,7 +570,6 @@ def test_mlp_forward():
     check(_mlp_loss, _mlp_params(), *_mlp_data(), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.skipif(not hasattr(jitgrad, "grad"), reason="jitgrad.grad does not exist yet")
 def test_mlp_backward_and_sgd_step():
     def step(p, x, y):
         loss, g = jitgrad.value_and_grad(_mlp_loss)(p, x, y)
