@@ -65,6 +65,15 @@ def test_softmax_cross_entropy_forward_is_one_kernel():
     assert tail.is_tail and tail.reduce_axes == (0,)
 
 
+def test_softmax_cross_entropy_forward_and_backward_is_one_kernel():
+    # value_and_grad: the loss (rows, then the mean over rows) and the gradient wrt the
+    # logits (rows again) share the row passes; the mean is the tail.
+    fp = fused(jitgrad.value_and_grad(_xent), arr(32, 10), arr(32, 10))
+    assert kinds(fp) == [ROWWISE_GROUP], str(fp)
+    main, tail = fp.groups[0].phases
+    assert tail.is_tail and main.passes <= 4
+
+
 @pytest.mark.parametrize("length", [1, 2, 7, 40])
 def test_elementwise_chain_of_any_length_is_one_kernel(length):
     ops = [jnp.exp, jnp.tanh, lambda v: v * 2.0 + 1.0, jnp.abs, lambda v: jnp.maximum(v, 0.5),

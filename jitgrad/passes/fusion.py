@@ -516,8 +516,8 @@ class _Fuser:
         for g in candidates:
             blocker = next((p for p in producers if p != g and self.depends(p, g)), None)
             if blocker is not None:
-                reasons[g] = (f"{eqn.primitive.name} also reads results of kernel #{blocker}, "
-                              f"which needs this kernel's results first")
+                reasons[g] = (f"{eqn.primitive.name} also reads results of another kernel that "
+                              f"needs this kernel's results first (fusing would make a cycle)")
                 continue
             why = self._try_join(self.groups[g], eqn)
             if why is None:
@@ -560,9 +560,18 @@ class _Fuser:
             if why is None:
                 group.phases.append(phase)
             return why
-        why = self._check_and_commit(group, len(group.phases) - 1, last, eqn)
-        if why is None:
-            return None
+        # Loop phases in order: an equation joins the earliest that can take it (a row-level
+        # op belongs to the rows, not to the tail that reduces them); the check refuses a
+        # phase that would read results of a later one.
+        why = None
+        for qi, phase in enumerate(group.phases):
+            if phase.kind != "loop":
+                continue
+            reason = self._check_and_commit(group, qi, phase, eqn)
+            if reason is None:
+                return None
+            if qi == len(group.phases) - 1 or why is None:
+                why = reason
         # A reduction of the rows' results may start the group's tail phase.
         if (eqn.primitive.kind == REDUCTION and last.reduce_axes and not last.is_tail
                 and isinstance(eqn.invars[0], Var)):
