@@ -57,7 +57,7 @@ def _leaf_value(x: Any) -> Any:
         return x._value
     if isinstance(x, Array) and not isinstance(x, Tracer):
         # A GPU array given to a host executable: never copied back implicitly.
-        from .backends.cuda.array import host_executable_error
+        from .core.errors import host_executable_error
         raise host_executable_error(x, "cpu/reference")
     return to_numpy(x)
 

@@ -112,3 +112,20 @@ class NonConcreteBooleanIndexError(JitgradError, IndexError):
 
 class InvalidArgumentError(JitgradError, TypeError):
     """An argument that jitgrad cannot trace (a string, a function) or an unknown keyword."""
+
+
+class DeviceMismatchError(JitgradError, ValueError):
+    """Arrays on different devices met in one computation (JAX raises ValueError here)."""
+
+
+def host_executable_error(x, backend: str) -> DeviceMismatchError:
+    """The error for a device (GPU) array ``x`` given to a host (cpu/reference) executable.
+
+    Here rather than in ``backends/cuda`` so that ``api`` and the cuda backend can both
+    import it downward.
+    """
+    return DeviceMismatchError(
+        f"an argument {x.aval.str_short()} lives on {x.device}, but this computation runs on "
+        f"the host (backend {backend!r}); jitgrad never copies device arrays back implicitly",
+        hint="Copy it explicitly with jitgrad.device_get(x), or compile with "
+             "jit(f, backend='cuda') (or jitgrad.config.update('jax_platform_name', 'cuda')).")

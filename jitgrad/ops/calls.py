@@ -12,13 +12,13 @@ stop_gradient_p.abstract_eval = lambda x: x
 
 
 # ------------------------------------------------------------------ batching rules
-from ..transforms.batching import defbroadcasting  # noqa: E402
+from ..core.rules import defbroadcasting  # noqa: E402
 
 defbroadcasting(stop_gradient_p)
 
 
 # ------------------------------------------------------------------ autodiff rules
 # stop_gradient's derivative is zero (conventions in jitgrad/transforms/ad.py).
-from ..transforms.ad import defjvp_zero  # noqa: E402
+from ..core.rules import defjvp_zero  # noqa: E402
 
 defjvp_zero(stop_gradient_p)

@@ -22,18 +22,17 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..backends.reference import evaluate
 from ..core import dtypes, trace_state
 from ..core.abstract import ShapedArray
 from ..core.array import ArrayImpl
 from ..core.errors import DTypeError, InvalidArgumentError, ShapeError
+from ..core.evaluate import evaluate
 from ..core.ir import IR, ClosedIR, Var
 from ..core.primitive import CONTROL, Primitive
 from ..core.pytree import (PyTreeDef, keystr, tree_flatten, tree_flatten_with_path,
                            tree_unflatten)
+from ..core.rules import as_array, hoist_consts
 from ..core.trace import eval_ir, get_aval, trace_to_ir
-from ..transforms.batching import as_array
-from ..transforms.partial_eval import hoist_consts
 
 # ============================================================== sub-program helpers
 
@@ -536,8 +535,42 @@ def map(f: Callable, xs: Any, *, batch_size: int | None = None) -> Any:  # noqa:
 # Batched operands get their batch axis first (xs of a scan: second, after the scan axis)
 # and the sub-programs are batched with ``batch_ir``. A loop carry is batched when it starts
 # batched or when the body makes it so, found by iterating to a fixed point.
-from ..transforms.batching import (axis_size_of, batch_ir, bdim_to_front,  # noqa: E402
-                                   eval_batched, moveaxis)
+from ..core.rules import axis_size_of, bdim_to_front, moveaxis  # noqa: E402
+
+
+# The rules of cond/while/scan transform their sub-programs with the transformations
+# themselves (batch_ir, eval_batched, jvp_ir, partial_eval_ir, backward_pass). Those live
+# in jitgrad/transforms, above jitgrad/ops, so these wrappers import them when a rule runs
+# (always after both packages are loaded) instead of at import time.
+
+def batch_ir(*args, **kwargs):
+    """``jitgrad.transforms.batching.batch_ir`` (imported on first use, see above)."""
+    from ..transforms.batching import batch_ir as run
+    return run(*args, **kwargs)
+
+
+def eval_batched(*args, **kwargs):
+    """``jitgrad.transforms.batching.eval_batched`` (imported on first use, see above)."""
+    from ..transforms.batching import eval_batched as run
+    return run(*args, **kwargs)
+
+
+def jvp_ir(*args, **kwargs):
+    """``jitgrad.transforms.jvp.jvp_ir`` (imported on first use, see above)."""
+    from ..transforms.jvp import jvp_ir as run
+    return run(*args, **kwargs)
+
+
+def partial_eval_ir(*args, **kwargs):
+    """``jitgrad.transforms.partial_eval.partial_eval_ir`` (imported on first use, see above)."""
+    from ..transforms.partial_eval import partial_eval_ir as run
+    return run(*args, **kwargs)
+
+
+def backward_pass(*args, **kwargs):
+    """``jitgrad.transforms.transpose.backward_pass`` (imported on first use, see above)."""
+    from ..transforms.transpose import backward_pass as run
+    return run(*args, **kwargs)
 
 
 def _ir_of(fun: Callable, in_avals: Sequence[ShapedArray], description: str):
@@ -686,9 +719,7 @@ scan_p.batch = _scan_batch
 # residuals of every iteration (stacked, as extra ys) and transposes into a scan running the
 # other way; ``while`` has a JVP but no reverse mode (its trip count is not known ahead).
 from ..core.errors import JitgradError  # noqa: E402
-from ..transforms.jvp import Zero, instantiate_zeros, jvp_ir, zeros_like_aval  # noqa: E402
-from ..transforms.partial_eval import partial_eval_ir  # noqa: E402
-from ..transforms.transpose import UndefinedPrimal, backward_pass  # noqa: E402
+from ..core.rules import Zero, UndefinedPrimal, instantiate_zeros, zeros_like_aval  # noqa: E402
 
 
 class WhileLoopReverseModeError(JitgradError, ValueError):

@@ -325,8 +325,7 @@ def conv_with_general_padding(lhs, rhs, window_strides, padding, lhs_dilation, r
 # the spatially reversed kernel, strides becoming input dilation; for the kernel, the
 # input convolved with the cotangent, batch and feature roles exchanged.
 from ..core.trace import get_aval  # noqa: E402
-from ..transforms.jvp import Zero, defjvp  # noqa: E402
-from ..transforms.transpose import is_undefined_primal  # noqa: E402
+from ..core.rules import Zero, defjvp, is_undefined_primal  # noqa: E402
 from .layout import reshape_p, rev_p  # noqa: E402
 
 

@@ -48,14 +48,24 @@ def _debug_callback_abstract_eval(*avals, callback, fmt=None) -> list:
 
 # ------------------------------------------------------------------ batching rules
 
+def _example(v, i: int, axis: int):
+    """Entry ``i`` along ``axis`` of ``v``, that axis removed (one example of a batch)."""
+    from ..core.trace import get_aval
+    from .layout import slice_p, squeeze_p
+    shape = get_aval(v).shape
+    starts, limits = [0] * len(shape), list(shape)
+    starts[axis], limits[axis] = i, i + 1
+    one = slice_p.bind(v, start_indices=tuple(starts), limit_indices=tuple(limits),
+                       strides=(1,) * len(shape))
+    return squeeze_p.bind(one, dimensions=(axis,))
+
+
 def _debug_callback_batch(vals, dims, callback, fmt=None):
     # One call per example, in order; unmapped operands are passed whole to each call.
-    from ..lax import index_in_dim
-    from ..transforms.batching import axis_size_of
+    from ..core.rules import axis_size_of
     size = axis_size_of(vals, dims)
     for i in range(size):
-        example = [v if d is None else index_in_dim(v, i, axis=d, keepdims=False)
-                   for v, d in zip(vals, dims)]
+        example = [v if d is None else _example(v, i, d) for v, d in zip(vals, dims)]
         debug_callback_p.bind(*example, callback=callback, fmt=fmt)
     return [], []
 

@@ -419,7 +419,7 @@ def _bitcast_rule(x, new_dtype):
 # ------------------------------------------------------------------ batching rules
 # Every elementwise primitive batches the same way: line up the batch axes, broadcast
 # what needs it (see ``broadcasting_rule``). iota has no operands and is never batched.
-from ..transforms.batching import defbroadcasting  # noqa: E402
+from ..core.rules import defbroadcasting  # noqa: E402
 
 defbroadcasting(*[p for p in list(globals().values())
                   if isinstance(p, Primitive) and p.kind == ELEMENTWISE])
@@ -430,8 +430,8 @@ defbroadcasting(*[p for p in list(globals().values())
 # Derivatives are written with the primitives themselves, so they are plain IR under jit
 # and differentiable again (grad of grad). Constants are numpy scalars of the operand dtype.
 from ..core.trace import get_aval  # noqa: E402
-from ..transforms.ad import (NonLinearError, Zero, const_like, defjvp, defjvp_elementwise,  # noqa: E402
-                             defjvp_zero, is_undefined_primal, scale_tangent)
+from ..core.rules import (NonLinearError, Zero, const_like, defjvp, defjvp_elementwise,  # noqa: E402
+                          defjvp_zero, is_undefined_primal, scale_tangent)
 
 _add, _sub, _mul, _div, _neg = add_p.bind, sub_p.bind, mul_p.bind, div_p.bind, neg_p.bind
 

@@ -195,7 +195,7 @@ def _dynamic_update_slice_rule(operand, update, *starts):
 # batch axis is indexed too. dynamic_slice / dynamic_update_slice with batched starts
 # become a gather / scatter of every point of each example's window.
 from ..core.trace import get_aval  # noqa: E402
-from ..transforms.batching import axis_size_of, bdim_at, bdim_to_front, moveaxis  # noqa: E402
+from ..core.rules import axis_size_of, bdim_at, bdim_to_front, moveaxis  # noqa: E402
 
 
 def _with_batch_column(indices):
@@ -316,8 +316,8 @@ dynamic_update_slice_p.batch = _dynamic_update_slice_batch
 # scatter-set with repeated indices and scatter-min/max are differentiated by masking:
 # only the values that end up in the result get a derivative.
 from ..core.trace import get_aval  # noqa: E402
-from ..transforms.ad import (NonLinearError, Zero, instantiate_zeros,  # noqa: E402
-                             is_undefined_primal, zeros_like_aval)
+from ..core.rules import (NonLinearError, Zero, instantiate_zeros,  # noqa: E402
+                          is_undefined_primal, zeros_like_aval)
 
 
 def _ew(name):

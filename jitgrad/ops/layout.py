@@ -253,8 +253,8 @@ copy_p.abstract_eval = lambda x: x
 # Most layout ops keep the batch axis where it is and shift their axis params past it
 # (``batched_axis``); the ones that build a new shape move it to the front first.
 from ..core.trace import get_aval  # noqa: E402
-from ..transforms.batching import (axis_size_of, batched_axis, bdim_to_front,  # noqa: E402
-                                   defbroadcasting, moveaxis)
+from ..core.rules import (axis_size_of, batched_axis, bdim_to_front,  # noqa: E402
+                          defbroadcasting, moveaxis)
 
 
 def _broadcast_in_dim_batch(vals, dims, shape, broadcast_dimensions):
@@ -349,7 +349,7 @@ defbroadcasting(copy_p)
 # Layout primitives are linear: the JVP applies them to the tangent and the transpose
 # moves the cotangent back (sum where data was replicated, zeros where it was dropped).
 # Conventions in jitgrad/transforms/ad.py.
-from ..transforms.ad import const_like, defjvp_zero, deflinear, is_undefined_primal  # noqa: E402
+from ..core.rules import const_like, defjvp_zero, deflinear, is_undefined_primal  # noqa: E402
 
 
 def _reduce_sum(x, axes):

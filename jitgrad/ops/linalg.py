@@ -74,7 +74,7 @@ def _dot_general_rule(lhs, rhs, dimension_numbers, preferred_element_type=None):
 
 # ---------------------------------------------------------------- batching rules
 from ..core.trace import get_aval  # noqa: E402
-from ..transforms.batching import batched_axis, moveaxis  # noqa: E402
+from ..core.rules import batched_axis, moveaxis  # noqa: E402
 
 
 def _dot_general_batch(vals, dims, dimension_numbers, preferred_element_type=None):
@@ -111,7 +111,7 @@ dot_general_p.batch = _dot_general_batch
 # dot_general is bilinear: d(l . r) = dl . r + l . dr, and each cotangent is the output
 # cotangent contracted with the other operand over its free axes, then permuted into the
 # operand's own axis order. Conventions in jitgrad/transforms/ad.py.
-from ..transforms.ad import NonLinearError, defjvp, is_undefined_primal  # noqa: E402
+from ..core.rules import NonLinearError, defjvp, is_undefined_primal  # noqa: E402
 
 
 def _dot(lhs, rhs, dimension_numbers, preferred_element_type):
@@ -133,17 +133,20 @@ def _transpose_operand(ct, other, ndim, contract, batch, other_contract, other_b
     ``contract``/``batch`` are this operand's axes, ``other_*`` the other's;
     ``ct_other_free`` are the axes of ``ct`` holding the other operand's free axes.
     """
-    from .. import lax
+    from .elementwise import convert_element_type_p
+    from .layout import transpose_p
     other_dtype = other.dtype
     if ct.dtype != other_dtype:
-        ct = lax.convert_element_type(ct, other_dtype)
+        ct = convert_element_type_p.bind(ct, new_dtype=dtypes.canonicalize_dtype(other_dtype),
+                                         weak_type=False)
     out = _dot(ct, other, ((ct_other_free, free_axes(other.ndim, other_contract, other_batch)),
                            (ct_batch, tuple(other_batch))), None)
     # out's axes: batch, this operand's free axes, then the other's contracted axes in
     # increasing order -- each standing for the matching axis in ``contract``.
     order = list(batch) + list(free_axes(ndim, contract, batch))
     order += [contract[list(other_contract).index(a)] for a in sorted(other_contract)]
-    return lax.transpose(out, tuple(order.index(a) for a in range(ndim)))
+    perm = tuple(order.index(a) for a in range(ndim))
+    return out if perm == tuple(range(ndim)) else transpose_p.bind(out, permutation=perm)
 
 
 def _dot_general_transpose(ct, lhs, rhs, dimension_numbers, preferred_element_type=None):

@@ -133,7 +133,7 @@ cumlogsumexp_p = _cumulative("cumlogsumexp", np.logaddexp.accumulate)
 
 
 # ------------------------------------------------------------------ batching rules
-from ..transforms.batching import batched_axis, defreducer  # noqa: E402
+from ..core.rules import batched_axis, defreducer  # noqa: E402
 
 defreducer(reduce_sum_p, reduce_prod_p, reduce_max_p, reduce_min_p, reduce_and_p, reduce_or_p,
            reduce_xor_p, argmax_p, argmin_p)
@@ -156,21 +156,42 @@ for _p in (cumsum_p, cumprod_p, cummax_p, cummin_p, cumlogsumexp_p):
 # the derivative equally among the positions attaining the extremum (as JAX does); the
 # products and the other cumulative ops are differentiated without dividing by the input,
 # so zeros in the input are handled exactly.
-from ..transforms.ad import const_like, defjvp_zero, deflinear, jvp_flat  # noqa: E402
+from ..core.rules import const_like, defjvp_zero, deflinear  # noqa: E402
+from ..core.trace import get_aval  # noqa: E402
 
 
-def _lax():
-    from .. import lax
-    return lax
+def _layout():
+    # The layout primitives (broadcast_in_dim, pad, ...): imported when a rule runs, as the
+    # elementwise ones below are, so that the ops modules can load in any order.
+    from . import layout
+    return layout
 
 
 def _kept_axes(ndim, axes):
     return tuple(i for i in range(ndim) if i not in axes)
 
 
+def _unreduce(x, shape, axes):
+    """``x``, the result of reducing ``axes`` of an array of ``shape``, broadcast back to it."""
+    if not axes:
+        return x
+    return _layout().broadcast_in_dim_p.bind(x, shape=tuple(shape),
+                                             broadcast_dimensions=_kept_axes(len(shape), axes))
+
+
+def _axes_last(x, kept, axes, flat_shape):
+    """``x`` with ``axes`` moved after ``kept`` and merged into one last axis of ``flat_shape``."""
+    layout = _layout()
+    perm = tuple(int(a) for a in kept + tuple(axes))
+    if perm != tuple(range(len(perm))):
+        x = layout.transpose_p.bind(x, permutation=perm)
+    if get_aval(x).shape != flat_shape:
+        x = layout.reshape_p.bind(x, new_sizes=flat_shape, dimensions=None)
+    return x
+
+
 def _reduce_sum_transpose(ct, x, axes):
-    shape = x.aval.shape
-    return [_lax().broadcast_in_dim(ct, shape, _kept_axes(len(shape), axes))]
+    return [_unreduce(ct, x.aval.shape, axes)]
 
 
 deflinear(reduce_sum_p, _reduce_sum_transpose)
@@ -181,10 +202,8 @@ def _chooser_jvp(prim):
     def rule(primals, tangents, axes):
         (x,), (g,) = primals, tangents
         from .elementwise import convert_element_type_p, div_p, eq_p, mul_p
-        lax = _lax()
         ans = prim.bind(x, axes=axes)
-        shape = x.shape
-        at_ans = eq_p.bind(x, lax.broadcast_in_dim(ans, shape, _kept_axes(len(shape), axes)))
+        at_ans = eq_p.bind(x, _unreduce(ans, x.shape, axes))
         where = convert_element_type_p.bind(at_ans, new_dtype=x.dtype, weak_type=False)
         counts = reduce_sum_p.bind(where, axes=axes)
         return ans, div_p.bind(reduce_sum_p.bind(mul_p.bind(g, where), axes=axes), counts)
@@ -199,7 +218,7 @@ def _shift(x, axis, by, fill):
     """``x`` moved ``by`` places along ``axis`` (toward the end), ``fill`` coming in."""
     config = [(0, 0, 0)] * x.ndim
     config[axis] = (by, -by, 0)
-    return _lax().pad(x, fill, config)
+    return _layout().pad_p.bind(x, fill, padding_config=tuple(config))
 
 
 def _reduce_prod_jvp(primals, tangents, axes):
@@ -207,15 +226,14 @@ def _reduce_prod_jvp(primals, tangents, axes):
     # ends, with no division, so zeros in x are fine.
     (x,), (g,) = primals, tangents
     from .elementwise import mul_p
-    lax = _lax()
     ans = reduce_prod_p.bind(x, axes=axes)
     if not axes:
         return ans, g
     kept = _kept_axes(x.ndim, axes)
     n = int(np.prod([x.shape[a] for a in axes]))
     flat_shape = tuple(x.shape[a] for a in kept) + (n,)
-    xs = lax.reshape(lax.transpose(x, kept + tuple(axes)), flat_shape)
-    gs = lax.reshape(lax.transpose(g, kept + tuple(axes)), flat_shape)
+    xs = _axes_last(x, kept, axes, flat_shape)
+    gs = _axes_last(g, kept, axes, flat_shape)
     last = len(kept)
     one = const_like(x, 1)
     before = _shift(cumprod_p.bind(xs, axis=last, reverse=False), last, 1, one)
@@ -238,14 +256,14 @@ def prefix_scan(combine, x, axis: int, reverse: bool, fill):
     cumulative primitives below are differentiated through it (as JAX differentiates
     them through an associative scan). ``fill`` is ``combine``'s identity.
     """
-    lax = _lax()
+    rev_p = _layout().rev_p
     if reverse:
-        x = lax.rev(x, (axis,))
+        x = rev_p.bind(x, dimensions=(int(axis),))
     k, n = 1, x.shape[axis]
     while k < n:
         x = combine(_shift(x, axis, k, fill), x)
         k *= 2
-    return lax.rev(x, (axis,)) if reverse else x
+    return rev_p.bind(x, dimensions=(int(axis),)) if reverse else x
 
 
 def _logaddexp(a, b):
@@ -260,6 +278,10 @@ def _logaddexp(a, b):
 def _scan_jvp(prim, combine, fill):
     def rule(primals, tangents, axis, reverse=False):
         (x,), (g,) = primals, tangents
+        # The JVP of the scan is forward mode itself, run on prefix_scan: imported here
+        # because jitgrad/transforms sits above jitgrad/ops (the rule runs long after both
+        # are imported).
+        from ..transforms.jvp import jvp_flat
         ans = prim.bind(x, axis=axis, reverse=reverse)
         _, (t,) = jvp_flat(lambda v: [prefix_scan(combine, v, axis, reverse, fill(v))], [x], [g])
         return ans, t

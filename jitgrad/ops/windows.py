@@ -252,8 +252,7 @@ def reduce_window(operand, init_value, computation: Callable, window_dimensions:
 
 
 # ------------------------------------------------------------------ autodiff rules
-from ..transforms.jvp import Zero, defjvp, deflinear  # noqa: E402
-from ..transforms.transpose import is_undefined_primal  # noqa: E402
+from ..core.rules import Zero, defjvp, deflinear  # noqa: E402
 from .conv import _vjp_lhs_padding  # noqa: E402
 from .layout import slice_p  # noqa: E402
 
@@ -352,7 +351,7 @@ select_and_scatter_add_p.transpose = _select_and_scatter_add_transpose
 # ------------------------------------------------------------------ batching rules
 # The window ops treat every axis alike: put the vmapped axis first and give it a window
 # of 1 (stride 1, no padding, no dilation).
-from ..transforms.batching import axis_size_of, bdim_to_front  # noqa: E402
+from ..core.rules import axis_size_of, bdim_to_front  # noqa: E402
 
 
 def _with_batch_axis(params: dict) -> dict:

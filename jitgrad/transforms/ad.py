@@ -15,7 +15,10 @@ Reverse mode is built from forward mode, one idea per module:
   ``value_and_grad``, ``jacfwd``, ``jacrev``, ``hessian``, ``linear_transpose``.
 
 Rules live beside each primitive, at the end of its module in ``jitgrad/ops`` (block
-``# --- autodiff rules``), written with the helpers exported here.
+``# --- autodiff rules``), written with the helpers of ``jitgrad/core/rules.py`` (``Zero``,
+``UndefinedPrimal``, ``defjvp``, ...; re-exported here), so that ``ops`` imports only the
+core. Rules of primitives holding sub-programs also need ``jvp_ir``, ``partial_eval_ir``
+and ``backward_pass``; they import them when they run (transforms sit above ops).
 
 Rule conventions
 ================

@@ -17,6 +17,8 @@ from ..core.array import Array, ArrayImpl
 from ..core.errors import DTypeError, InvalidArgumentError, ShapeError
 from ..core.pytree import tree_flatten, tree_structure, tree_unflatten
 from ..core.trace import eval_ir, get_aval
+from ..ops.elementwise import convert_element_type_p
+from ..ops.layout import reshape_p, slice_p, transpose_p
 from .jvp import Zero, instantiate_zeros, is_float, jvp_flat, zeros_like_aval
 from .partial_eval import linearize_flat
 from .transpose import UndefinedPrimal, backward_pass
@@ -109,8 +111,7 @@ def jvp(fun: Callable, primals: Sequence[Any], tangents: Sequence[Any], has_aux:
                 "primal and tangent arguments to jitgrad.jvp do not match; dtypes must be "
                 f"equal. Got primal dtype {pa.dtype.name} and tangent dtype {ta.dtype.name}.")
         if ta.dtype != pa.dtype:
-            from .. import lax
-            t = lax.convert_element_type(t, pa.dtype)
+            t = convert_element_type_p.bind(t, new_dtype=pa.dtype, weak_type=False)
         ts.append(t)
     store: dict = {}
     outs, t_outs, *aux = jvp_flat(_flat_fun(fun, p_tree, has_aux, store), p_leaves, ts,
@@ -330,15 +331,25 @@ def _check_float_inputs(fname: str, what: str, leaves: Sequence[Any]) -> None:
 
 
 def _reshape(x: Any, shape: tuple) -> Any:
-    from .. import lax
-    return lax.reshape(x, shape)
+    shape = tuple(int(d) for d in shape)
+    if get_aval(x).shape == shape:
+        return x
+    return reshape_p.bind(x, new_sizes=shape, dimensions=None)
 
 
 def _moveaxis_front_to_back(x: Any, n_front: int) -> Any:
     """Move the first ``n_front`` axes of ``x`` to the end."""
-    from .. import lax
     nd = get_aval(x).ndim
-    return lax.transpose(x, tuple(range(n_front, nd)) + tuple(range(n_front)))
+    perm = tuple(range(n_front, nd)) + tuple(range(n_front))
+    return x if perm == tuple(range(nd)) else transpose_p.bind(x, permutation=perm)
+
+
+def _rows(x: Any, start: int, stop: int) -> Any:
+    """``x[start:stop]`` (along the first axis)."""
+    shape = get_aval(x).shape
+    return slice_p.bind(x, start_indices=(int(start),) + (0,) * (len(shape) - 1),
+                        limit_indices=(int(stop),) + tuple(shape[1:]),
+                        strides=(1,) * len(shape))
 
 
 def jacfwd(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False,
@@ -390,9 +401,8 @@ def jacfwd(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = Fals
         for t in t_outs:   # (n_in_total,) + out_shape
             out_shape = get_aval(t).shape[1:]
             per_in, start = [], 0
-            from .. import lax
             for a in in_avals:
-                piece = lax.slice_in_dim(t, start, start + a.size, axis=0)
+                piece = _rows(t, start, start + a.size)
                 start += a.size
                 piece = _reshape(piece, a.shape + out_shape)
                 piece = _moveaxis_front_to_back(piece, len(a.shape))
@@ -446,14 +456,13 @@ def jacrev(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = Fals
                       for x in leaves]
         else:
             cts_in = vmap(pull)(*basis)   # each (n_out_total,) + in_shape
-        from .. import lax
         rows = []   # per output leaf: the flat list of blocks, one per input leaf
         start = 0
         for o in out_leaves:
             oa = get_aval(o)
             row = []
             for c, x in zip(cts_in, leaves):
-                piece = lax.slice_in_dim(c, start, start + oa.size, axis=0)
+                piece = _rows(c, start, start + oa.size)
                 row.append(_reshape(piece, oa.shape + get_aval(x).shape))
             start += oa.size
             tree_in = tree_unflatten(in_tree, row)

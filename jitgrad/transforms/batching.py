@@ -16,9 +16,10 @@ binds ordinary primitives (it runs under the parent trace, so they are evaluated
 or transformed further) and says where the batch axis of its result is. When no operand
 is batched the rule is skipped and the primitive is applied as is.
 
-The helpers below (``moveaxis``, ``bdim_to_front``, ``broadcast_batched``, ``batched_axis``)
-and the rule factories (``defbroadcasting``, ``defreducer``) are shared by the rules,
-which live at the end of each module in ``jitgrad/ops`` beside the primitives.
+The helpers (``moveaxis``, ``bdim_to_front``, ``broadcast_batched``, ``batched_axis``) and
+the rule factories (``defbroadcasting``, ``defreducer``) shared by the rules are in
+``jitgrad/core/rules.py``, below ``jitgrad/ops``: the rules live at the end of each module
+in ``jitgrad/ops`` beside the primitives, and import only the core.
 
 The design is "stackless", like the rest of the core: a value that is not this trace's
 own tracer (a closure, a tracer of an enclosing transformation) is unbatched to it.
@@ -33,14 +34,17 @@ import numpy as np
 
 from ..core import trace_state
 from ..core.abstract import ShapedArray
-from ..core.array import ArrayImpl
 from ..core.errors import JitgradError, UnexpectedTracerError
 from ..core.pytree import (keystr, tree_flatten, tree_flatten_with_path, tree_structure,
                            tree_unflatten)
 from ..core.ir import IR, ClosedIR
+# The helpers and rule factories batching rules are written with live in the core, below
+# jitgrad/ops (core/rules.py); re-exported here for the trace and for existing callers.
+from ..core.rules import (as_array, axis_size_of, bdim_at, bdim_to_front,  # noqa: F401
+                          broadcast_batched, broadcasting_rule, batched_axis, defbroadcasting,
+                          defreducer, moveaxis, not_mapped, reducer_rule)
 from ..core.trace import Trace, Tracer, eval_ir, get_aval, trace_to_ir
 
-not_mapped = None   # the batch dimension of a value that is the same for every example
 
 
 class BatchingError(JitgradError, ValueError):
@@ -122,117 +126,6 @@ class BatchTrace(Trace):
             "or convert on it.",
             hint="Use jnp.where(cond, x, y), or jitgrad.lax.cond / lax.switch / "
                  "lax.while_loop / lax.fori_loop, which vmap batches.")
-
-
-# --------------------------------------------------------------------------- rule helpers
-
-def axis_size_of(vals: Sequence[Any], dims: Sequence[int | None]) -> int:
-    """The batch size, read from the first batched operand."""
-    for v, d in zip(vals, dims):
-        if d is not None:
-            return get_aval(v).shape[d]
-    raise ValueError("axis_size_of: no operand is batched")
-
-
-def batched_axis(axis: int, bdim: int) -> int:
-    """Where the per-example axis ``axis`` sits in a value whose batch axis is ``bdim``."""
-    return axis + 1 if axis >= bdim else axis
-
-
-def moveaxis(x: Any, src: int, dst: int) -> Any:
-    """``x`` with its axis ``src`` moved to position ``dst`` (a transpose, unless a no-op)."""
-    from ..ops.layout import transpose_p
-    ndim = get_aval(x).ndim
-    src, dst = src % ndim, dst % ndim
-    if src == dst:
-        return x
-    perm = [i for i in range(ndim) if i != src]
-    perm.insert(dst, src)
-    return transpose_p.bind(x, permutation=tuple(perm))
-
-
-def broadcast_batched(x: Any, size: int, axis: int = 0) -> Any:
-    """An unbatched ``x`` with a new batch axis of ``size`` inserted at ``axis``."""
-    from ..ops.layout import broadcast_in_dim_p
-    x = as_array(x)
-    aval = get_aval(x)
-    shape = aval.shape[:axis] + (size,) + aval.shape[axis:]
-    dims = tuple(i if i < axis else i + 1 for i in range(aval.ndim))
-    return broadcast_in_dim_p.bind(x, shape=shape, broadcast_dimensions=dims)
-
-
-def bdim_at(x: Any, bdim: int | None, size: int, dst: int) -> Any:
-    """``x`` with its batch axis at ``dst``: moved there, or broadcast if ``x`` is unbatched."""
-    if bdim is None:
-        return broadcast_batched(x, size, dst)
-    return moveaxis(x, bdim, dst)
-
-
-def bdim_to_front(x: Any, bdim: int | None, size: int | None = None) -> Any:
-    """``x`` with its batch axis first (an unbatched ``x`` is broadcast, given ``size``)."""
-    if bdim is None:
-        if size is None:
-            raise ValueError("bdim_to_front: an unbatched value needs the batch size")
-        return broadcast_batched(x, size, 0)
-    return moveaxis(x, bdim, 0)
-
-
-# --------------------------------------------------------------------------- rule factories
-
-def broadcasting_rule(prim) -> Callable:
-    """The batching rule of an elementwise primitive (equal shapes; rank-0 operands broadcast).
-
-    The batch axis of the result is that of the first batched operand of full rank, so
-    the common case (all batched alike) moves nothing. Batched operands are moved there;
-    an unbatched full-rank operand, or a batched per-example scalar among full-rank
-    operands, is broadcast; an unbatched rank-0 operand broadcasts by itself.
-    """
-    from ..ops.layout import broadcast_in_dim_p
-
-    def rule(vals, dims, **params):
-        size = axis_size_of(vals, dims)
-        avals = [get_aval(v) for v in vals]
-        ranks = [a.ndim - (d is not None) for a, d in zip(avals, dims)]
-        rank = max(ranks)
-        out_dim = next((d for d, r in zip(dims, ranks) if d is not None and r == rank), 0)
-        full = next(i for i, r in enumerate(ranks) if r == rank)
-        example_shape = list(avals[full].shape)
-        if dims[full] is not None:
-            del example_shape[dims[full]]
-        out_shape = tuple(example_shape[:out_dim]) + (size,) + tuple(example_shape[out_dim:])
-        args = []
-        for v, d, r in zip(vals, dims, ranks):
-            if d is None:
-                args.append(v if r == 0 else broadcast_batched(v, size, out_dim))
-            elif r == rank:
-                args.append(moveaxis(v, d, out_dim))
-            else:   # a per-example scalar, batched: shape (size,)
-                args.append(broadcast_in_dim_p.bind(v, shape=out_shape,
-                                                    broadcast_dimensions=(out_dim,)))
-        return prim.bind(*args, **params), out_dim
-    return rule
-
-
-def defbroadcasting(*prims) -> None:
-    """Give elementwise primitives the broadcasting batching rule."""
-    for p in prims:
-        p.batch = broadcasting_rule(p)
-
-
-def reducer_rule(prim) -> Callable:
-    """The batching rule of a primitive reducing ``axes`` of one operand (sum, argmax, ...)."""
-    def rule(vals, dims, axes, **params):
-        (x,), (d,) = vals, dims
-        new_axes = tuple(batched_axis(a, d) for a in axes)
-        out_dim = d - sum(1 for a in axes if a < d)
-        return prim.bind(x, axes=new_axes, **params), out_dim
-    return rule
-
-
-def defreducer(*prims) -> None:
-    """Give reductions over an ``axes`` param the shifted-axes batching rule."""
-    for p in prims:
-        p.batch = reducer_rule(p)
 
 
 # --------------------------------------------------------------------------- sub-programs
@@ -373,15 +266,6 @@ def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0, axis_name: Any = No
         return tree_unflatten(out_tree, outs)
 
     return batched_fun
-
-
-def as_array(x: Any) -> Any:
-    """Numpy arrays and Python numbers as jitgrad arrays of their canonical dtype (a Python
-    number stays weakly typed); anything else unchanged. Keeps numpy from picking int64."""
-    if isinstance(x, (np.ndarray, np.generic, int, float, bool)):
-        aval = get_aval(x)
-        return ArrayImpl(np.array(x, dtype=aval.dtype), aval.weak_type)
-    return x
 
 
 def _batch_size(name, fun, paths, leaves, axes, axis_size) -> int:

@@ -1,4 +1,7 @@
-"""Forward-mode differentiation: the JVP trace, symbolic zeros, and the rule helpers.
+"""Forward-mode differentiation: the JVP trace and ``jvp_ir``.
+
+(The symbolic ``Zero`` and the helpers JVP rules are written with, ``defjvp`` and friends,
+are in ``jitgrad/core/rules.py``, below ``jitgrad/ops``; this module re-exports them.)
 
 Inside ``jvp(f)``, every value ``f`` computes with is a ``JVPTracer``: a primal value plus
 its tangent (the directional derivative along the input tangents). A primitive applied
@@ -21,76 +24,19 @@ from __future__ import annotations
 import operator
 from typing import Any, Callable, Sequence
 
-import numpy as np
-
-from ..core import dtypes, trace_state
+from ..core import trace_state
 from ..core.abstract import ShapedArray
-from ..core.array import ArrayImpl
 from ..core.errors import JitgradError, UnexpectedTracerError
 from ..core.ir import IR, ClosedIR
+# The symbolic Zero and the helpers rules are written with live in the core, below
+# jitgrad/ops (core/rules.py); re-exported here for the traces and for existing callers.
+from ..core.rules import (Zero, add_tangents, const_like, defjvp, defjvp2,  # noqa: F401
+                          defjvp_elementwise, defjvp_zero, deflinear, instantiate_zeros,
+                          is_float, is_zero, scale_tangent, zeros_like_aval)
 from ..core.trace import Trace, Tracer, eval_ir, get_aval, trace_to_ir
 
 
-# --------------------------------------------------------------------------- symbolic zeros
-
-class Zero:
-    """A tangent or cotangent known to be zero, of abstract value ``aval`` (never materialised).
-
-    Rules receive ``Zero`` for operands that do not depend on the differentiated inputs and
-    may return it for outputs that do not depend on their tangent inputs.
-    """
-
-    __slots__ = ("aval",)
-
-    def __init__(self, aval: ShapedArray):
-        self.aval = aval
-
-    @staticmethod
-    def like(x: Any) -> "Zero":
-        """The zero tangent of the value ``x``."""
-        return Zero(get_aval(x))
-
-    def __repr__(self) -> str:
-        return f"Zero({self.aval.str_short()})"
-
-
-def is_zero(t: Any) -> bool:
-    return type(t) is Zero
-
-
-def is_float(aval: ShapedArray) -> bool:
-    """Whether values of ``aval`` have (nonzero) tangents: only floating-point ones do."""
-    return dtypes.is_float(aval.dtype)
-
-
-def const_like(x: Any, value) -> np.ndarray:
-    """A numpy scalar of ``x``'s dtype: how rules write constants (``0.5`` -> f32 or f64)."""
-    return np.asarray(value, dtype=get_aval(x).dtype)
-
-
-def zeros_like_aval(aval: ShapedArray) -> Any:
-    """A materialised array of zeros of ``aval``'s shape and dtype, under the current trace."""
-    zero = np.zeros((), aval.dtype)
-    if aval.shape == ():
-        return ArrayImpl(zero)
-    from ..ops.layout import broadcast_in_dim_p
-    return broadcast_in_dim_p.bind(zero, shape=aval.shape, broadcast_dimensions=())
-
-
-def instantiate_zeros(t: Any) -> Any:
-    """``t`` itself, or real zeros if it is the symbolic ``Zero``."""
-    return zeros_like_aval(t.aval) if type(t) is Zero else t
-
-
-def add_tangents(a: Any, b: Any) -> Any:
-    """The sum of two tangents (or cotangents), skipping symbolic zeros."""
-    if type(a) is Zero:
-        return b
-    if type(b) is Zero:
-        return a
-    from ..ops.elementwise import add_p
-    return add_p.bind(a, b)
-
+# --------------------------------------------------------------------------- tangents
 
 def fit_to_aval(t: Any, aval: ShapedArray) -> Any:
     """Give a tangent the primal's shape and dtype: broadcast a rank-0 tangent, convert dtype.
@@ -323,107 +269,3 @@ def jvp_ir(ir: IR, nonzero_tangents: Sequence[bool], instantiate: bool | Sequenc
 
     new, _ = trace_to_ir(fun, in_avals, description="jvp of a sub-program")
     return new, out_nonzero
-
-
-# --------------------------------------------------------------------------- rule helpers
-# The rule factories used by the `# --- autodiff rules` blocks of jitgrad/ops/*.
-
-def _sum_tangents(contribs: Sequence[Any], out_aval: ShapedArray) -> Any:
-    acc: Any = Zero(out_aval)
-    for c in contribs:
-        acc = add_tangents(acc, c)
-    return acc
-
-
-def defjvp(prim, *jvp_fns: Callable | None) -> None:
-    """JVP rule from one function per operand: ``jvp_fn(g, *primals, **params)``.
-
-    Each returns that operand's contribution to the output tangent, given its tangent ``g``
-    (never a Zero: zero operands are skipped). ``None`` marks an operand that is not
-    differentiable (an index, a predicate). Contributions are summed.
-    """
-    def rule(primals, tangents, **params):
-        out = prim.bind(*primals, **params)
-        contribs = [fn(t, *primals, **params) for fn, t in zip(jvp_fns, tangents)
-                    if fn is not None and type(t) is not Zero]
-        return out, _sum_tangents(contribs, get_aval(out))
-    prim.jvp = rule
-
-
-def defjvp2(prim, *jvp_fns: Callable | None) -> None:
-    """Like ``defjvp``, with the primal output too: ``jvp_fn(g, ans, *primals, **params)``."""
-    def rule(primals, tangents, **params):
-        out = prim.bind(*primals, **params)
-        contribs = [fn(t, out, *primals, **params) for fn, t in zip(jvp_fns, tangents)
-                    if fn is not None and type(t) is not Zero]
-        return out, _sum_tangents(contribs, get_aval(out))
-    prim.jvp = rule
-
-
-def defjvp_elementwise(prim, *derivatives: Callable | None, singular: bool = False) -> None:
-    """JVP of an elementwise primitive from its partial derivatives.
-
-    ``derivative(ans, *primals)`` returns the elementwise partial derivative with respect
-    to that operand; the tangent is ``g * derivative``. With ``singular=True`` the
-    derivative may be infinite at finite inputs (sqrt at 0, log at 0), and the product
-    treats ``0 * inf`` as 0 (see ``scale_tangent``), so a zero (co)tangent stays zero.
-    """
-    scale = scale_tangent if singular else _mul
-
-    def rule(primals, tangents, **params):
-        out = prim.bind(*primals, **params)
-        contribs = [scale(t, d(out, *primals)) for d, t in zip(derivatives, tangents)
-                    if d is not None and type(t) is not Zero]
-        return out, _sum_tangents(contribs, get_aval(out))
-    prim.jvp = rule
-
-
-def defjvp_zero(*prims) -> None:
-    """Primitives whose derivative is zero everywhere it exists (floor, sign, comparisons,
-    integer ops, argmax, iota...): the tangent of every output is ``Zero``."""
-    for prim in prims:
-        def rule(primals, tangents, _prim=prim, **params):
-            out = _prim.bind(*primals, **params)
-            if _prim.multiple_results:
-                return out, [Zero(get_aval(o).strong()) for o in out]
-            return out, Zero(get_aval(out).strong())
-        prim.jvp = rule
-
-
-def deflinear(prim, transpose_rule: Callable) -> None:
-    """A primitive linear in all its operands: the JVP applies it to the tangents.
-
-    ``transpose_rule(ct, *args, **params)`` follows the transpose convention (see ad.py).
-    """
-    def rule(primals, tangents, **params):
-        out = prim.bind(*primals, **params)
-        t_out = prim.bind(*[instantiate_zeros(t) for t in tangents], **params)
-        return out, t_out
-    prim.jvp = rule
-    prim.transpose = transpose_rule
-
-
-def _mul(t: Any, coef: Any) -> Any:
-    from ..ops.elementwise import mul_p
-    return mul_p.bind(t, coef)
-
-
-def scale_tangent(t: Any, coef: Any) -> Any:
-    """``t * coef`` for a derivative ``coef`` that may be infinite, with ``0 * inf = 0``.
-
-    A zero tangent (or cotangent) must give zero, not NaN: otherwise
-    ``grad(lambda x: jnp.where(x > 0, jnp.sqrt(x), 0.))(0.)`` is NaN (the where sends a zero
-    cotangent into sqrt's infinite derivative). The product stays linear in ``t``: an
-    infinite ``coef`` is split into two finite factors whose product overflows, so
-    ``t * (±max) * max`` is ``±inf`` for every nonzero normal ``t`` and 0 for ``t == 0``;
-    finite entries are multiplied exactly (by ``coef`` and then by 1).
-    """
-    from ..ops.elementwise import clamp_p, is_finite_p, select_n_p
-    if isinstance(coef, (ArrayImpl, np.ndarray, np.generic)):
-        value = np.asarray(coef)
-        if np.all(np.isfinite(value) | np.isnan(value)):
-            return _mul(t, coef)
-    big = const_like(coef, np.finfo(get_aval(coef).dtype).max)
-    finite = clamp_p.bind(-big, coef, big)
-    second = select_n_p.bind(is_finite_p.bind(coef), big, const_like(coef, 1))
-    return _mul(_mul(t, finite), second)

@@ -22,6 +22,7 @@ from typing import Any, Callable, Sequence
 
 from ..core import trace_state
 from ..core.ir import IR, ClosedIR, Eqn, Var
+from ..core.rules import hoist_consts  # noqa: F401  (moved to the core: ops rules use it)
 from ..core.trace import StagingTrace, StagingTracer, eval_ir, get_aval
 from .jvp import JVPTrace, Zero, lower_aux
 
@@ -101,16 +102,6 @@ def linearize_flat(fun: Callable, primals: Sequence[Any], has_tangent: Sequence[
 
 
 # --------------------------------------------------------------------------- IR-level helpers
-
-def hoist_consts(closed: ClosedIR) -> tuple[IR, list[Any]]:
-    """Turn a closed IR's constvars into leading invars: ``(ir, consts)``, ``ir`` const-free.
-
-    Primitives that hold a sub-program keep it const-free and pass the consts as operands,
-    so every transformation sees them as ordinary inputs.
-    """
-    ir = closed.ir
-    return IR([], list(ir.constvars) + list(ir.invars), ir.eqns, ir.outvars), list(closed.consts)
-
 
 def dce_ir(ir: IR, used_outputs: Sequence[bool]) -> tuple[IR, list[bool]]:
     """Drop the outputs not in ``used_outputs`` and every equation they alone needed.

@@ -23,28 +23,11 @@ from typing import Any, Sequence
 from ..core import trace_state
 from ..core.abstract import ShapedArray
 from ..core.ir import IR, Literal, Var
+# UndefinedPrimal and the helpers transpose rules are written with live in the core, below
+# jitgrad/ops (core/rules.py); re-exported here for existing callers.
+from ..core.rules import (NonLinearError, UndefinedPrimal, Zero, add_tangents,  # noqa: F401
+                          instantiate_zeros, is_undefined_primal)
 from ..core.trace import get_aval
-from .jvp import Zero, add_tangents, instantiate_zeros
-
-
-class UndefinedPrimal:
-    """Marks a linear operand in a transpose rule: only its abstract value is known."""
-
-    __slots__ = ("aval",)
-
-    def __init__(self, aval: ShapedArray):
-        self.aval = aval
-
-    def __repr__(self) -> str:
-        return f"UndefinedPrimal({self.aval.str_short()})"
-
-
-def is_undefined_primal(x: Any) -> bool:
-    return type(x) is UndefinedPrimal
-
-
-class NonLinearError(NotImplementedError):
-    """A transpose rule met an operand it is not linear in (a bug in a JVP rule)."""
 
 
 def fit_cotangent(ct: Any, aval: ShapedArray) -> Any:

@@ -39,14 +39,12 @@ import numpy as np
 from ...core.abstract import ShapedArray
 from ...core.array import Array, ArrayImpl
 from ...core.device import Device
-from ...core.errors import JitgradError
+# DeviceMismatchError and host_executable_error live in the core so that api.py can raise
+# them without importing this module (which imports api); re-exported here.
+from ...core.errors import DeviceMismatchError, JitgradError, host_executable_error  # noqa: F401
 from . import runtime
 
 logger = logging.getLogger("jitgrad")
-
-
-class DeviceMismatchError(JitgradError, ValueError):
-    """Arrays on different devices met in one computation (JAX raises ValueError here)."""
 
 
 class TransferGuardError(JitgradError, RuntimeError):
@@ -249,11 +247,3 @@ def _guard(x: ArrayImpl, where: str, device: Device) -> None:
         _warned.add(key)
         logger.warning("%s. %s", what, hint)
 
-
-def host_executable_error(x: Array, backend: str) -> JitgradError:
-    """The error for a GPU array given to a host (cpu/reference) executable."""
-    return DeviceMismatchError(
-        f"an argument {x.aval.str_short()} lives on {x.device}, but this computation runs on "
-        f"the host (backend {backend!r}); jitgrad never copies device arrays back implicitly",
-        hint="Copy it explicitly with jitgrad.device_get(x), or compile with "
-             "jit(f, backend='cuda') (or jitgrad.config.update('jax_platform_name', 'cuda')).")

@@ -5,33 +5,13 @@ against it. It runs each primitive's ``impl`` rule directly, without the trace m
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Callable
 
 import numpy as np
 
-from ...core.ir import IR, ClosedIR, Literal
+from ...core.evaluate import evaluate  # the op-by-op numpy interpreter (also used by ops)
+from ...core.ir import ClosedIR
 from ...core.trace import to_numpy
-
-
-def evaluate(ir: IR, consts: Sequence[Any], args: Sequence[Any]) -> list[np.ndarray]:
-    """Run ``ir`` on concrete numpy inputs, returning numpy outputs."""
-    env: dict[int, Any] = {}
-    for v, x in zip(ir.constvars, consts):
-        env[id(v)] = x
-    for v, x in zip(ir.invars, args):
-        env[id(v)] = x
-
-    def read(a):
-        return a.value if type(a) is Literal else env[id(a)]
-
-    for eqn in ir.eqns:
-        out = eqn.primitive.impl(*[read(a) for a in eqn.invars], **eqn.params)
-        if eqn.primitive.multiple_results:
-            for v, o in zip(eqn.outvars, out):
-                env[id(v)] = np.asarray(o)
-        else:
-            env[id(eqn.outvars[0])] = np.asarray(out)
-    return [np.asarray(read(a)) for a in ir.outvars]
 
 
 def compile(closed: ClosedIR, options: dict | None = None) -> Callable[..., list[np.ndarray]]:
