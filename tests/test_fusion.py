@@ -251,3 +251,13 @@ def test_dead_equations_are_not_fused():
     pruned = ClosedIR(IR(ir.constvars, ir.invars, ir.eqns, ir.outvars[:1]), closed.consts)
     fp = fuse(pruned, cpu.supports)
     assert [e.primitive.name for e in fp.skipped] == ["sin"]
+
+
+def test_a_broadcast_output_never_joins_an_empty_iteration_space():
+    # b*3 (shape (1,)) would broadcast into a loop over [0]: that loop never runs, so the
+    # product would never be written. It must be a kernel of its own.
+    fp = fused(lambda a, b: (a * 2, b * 3), np.zeros(0, np.float32), np.ones(1, np.float32))
+    assert len(fp.groups) == 2, str(fp)
+    out = jitgrad.jit(lambda a, b: (a * 2, b * 3), backend="cpu")(
+        np.zeros(0, np.float32), np.ones(1, np.float32))
+    np.testing.assert_array_equal(np.asarray(out[1]), [3.0])

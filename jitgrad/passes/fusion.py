@@ -620,6 +620,10 @@ class _Fuser:
                               f"space than the kernel's [{','.join(map(str, X))}]"
                               + (f" reduced over axes {A}" if A else ""))
             operand_map = out_map
+            # A broadcast (size-1) output would be written inside loops that never run.
+            if _prod(X) == 0 and _prod(out.aval.shape) != 0:
+                raise _Reject(f"{prim.name} computes {out.aval.str_short()}, but the kernel's "
+                              f"iteration space [{','.join(map(str, X))}] is empty")
         assert out_map is not None
         # Re-derive inner flags if this reduction sets the phase's reduced axes.
         infos = phase.info
