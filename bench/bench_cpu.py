@@ -8,8 +8,13 @@ Workloads (float32):
 * relu(X @ W + b) at 512x1024x1024 and 128x64x256      -> GFLOP/s vs the BLAS GEMM rate;
 * softmax cross-entropy over 4096x1000 logits, forward and forward+backward (grad wrt
   the logits)                                           -> GB/s vs triad.
-Every candidate's answer is checked against numpy before timing. Ratios are paired per
-round against numpy eager ("x numpy"; > 1 = slower) and against jitgrad ("x jitgrad").
+Candidates: numpy eager, numexpr (with numpy for the matmul and the row reductions),
+hand-written numba loops into reused buffers, jitgrad's cpu backend, ``jax.jit`` and
+PyTorch eager (the last two skipped with a note when not installed; ``pip install -e
+".[bench]"``). Every candidate's answer is checked against numpy before timing, which
+also compiles the jitted ones; ``time_interleaved`` warms each up again. JAX calls
+``block_until_ready`` inside the timed call. Ratios are paired per round against numpy
+eager ("x numpy"; > 1 = slower), jitgrad ("x jitgrad"), JAX and PyTorch.
 Times include jitgrad's per-call dispatch (the jitted function called from Python).
 """
 from __future__ import annotations
@@ -55,6 +60,19 @@ def jitgrad_elementwise(w: bl.Workload, inputs):
     return lambda: jf(*args)
 
 
+def _jax_blocking(f, args) -> Callable[[], object]:
+    """Call the jitted ``f`` and wait for every output: XLA dispatches asynchronously."""
+    import jax
+    return lambda: jax.block_until_ready(f(*args))
+
+
+def jax_elementwise(w: bl.Workload, inputs):
+    """``bl.make_jax``'s jitted function, blocked on inside the call."""
+    run = bl.make_jax(w, inputs)
+    import jax
+    return lambda: jax.block_until_ready(run())
+
+
 # ----------------------------------------------------------------------------- elementwise
 
 def run_elementwise(key: str, n: int, repeat: int, ceilings) -> str:
@@ -64,7 +82,7 @@ def run_elementwise(key: str, n: int, repeat: int, ceilings) -> str:
     expected = w.reference(*inputs)
     makers = {"numpy eager": bl.make_numpy, "numexpr (out=)": bl.make_numexpr,
               "numba prange (out=)": bl.make_numba, "jitgrad cpu": jitgrad_elementwise,
-              "jax.jit": bl.make_jax, "torch eager": bl.make_torch}
+              "jax.jit": jax_elementwise, "torch eager": bl.make_torch}
     fns, notes = _build(makers, lambda make: make(w, inputs), expected, rtol=1e-4, atol=1e-5)
     nbytes = w.bytes_moved(n)
     res = time_interleaved(fns, repeat=repeat, warmup=2, gap_s=0.05)
@@ -122,7 +140,20 @@ def run_dense(m: int, k: int, n: int, repeat: int, ceilings) -> str:
             raise Unavailable("jax not installed") from None
         f = jax.jit(lambda x, w, b: jjnp.maximum(x @ w + b, 0))
         args = [jax.device_put(a) for a in (x, w, b)]
-        return lambda: f(*args)
+        return _jax_blocking(f, args)
+
+    def numexpr_dense():
+        try:
+            import numexpr as ne
+        except ImportError:
+            raise Unavailable("numexpr not installed") from None
+        mm = np.empty((m, n), np.float32)
+        names = {"t": mm, "b": b, "zero": np.float32(0)}   # b broadcasts along the rows
+
+        def run():
+            np.dot(x, w, out=mm)   # numexpr has no matmul: BLAS, then the fused epilogue
+            return ne.evaluate("where(t + b > zero, t + b, zero)", local_dict=names, out=out)
+        return run
 
     def torch_dense():
         try:
@@ -134,6 +165,7 @@ def run_dense(m: int, k: int, n: int, repeat: int, ceilings) -> str:
 
     makers = {"numpy eager": lambda: (lambda: np.maximum(x @ w + b, 0)),
               "np.dot only (out=)": lambda: (lambda: np.dot(x, w, out=out)),
+              "np.dot + numexpr (out=)": numexpr_dense,
               "numba np.dot+loop (out=)": numba_dense, "jitgrad cpu": jitgrad_dense,
               "jax.jit": jax_dense, "torch eager": torch_dense}
     fns, notes = _build(makers, lambda make: make(), expected, rtol=1e-4, atol=1e-4,
@@ -194,8 +226,27 @@ def _numba_xent():
                     grad[i, j] = (math.exp(z) / s * ysum - labels[i, j]) * inv_n
                 losses[i] = -acc
             return losses.mean()
+
+        @numba.njit(parallel=True, cache=True)
+        def xent(logits, labels):
+            n, c = logits.shape
+            losses = np.empty(n, np.float32)
+            for i in numba.prange(n):
+                m = logits[i, 0]
+                for j in range(c):
+                    m = max(m, logits[i, j])
+                s = np.float32(0)
+                for j in range(c):
+                    s += math.exp(logits[i, j] - m)
+                ls = math.log(s)
+                acc = np.float32(0)
+                for j in range(c):
+                    acc += labels[i, j] * (logits[i, j] - m - ls)
+                losses[i] = -acc
+            return losses.mean()
         _NUMBA_XENT["k"] = xent_grad
-    return _NUMBA_XENT["k"]
+        _NUMBA_XENT["fwd"] = xent
+    return _NUMBA_XENT["k"], _NUMBA_XENT["fwd"]
 
 
 def run_xent(n: int, c: int, repeat: int, ceilings, backward: bool) -> str:
@@ -209,10 +260,53 @@ def run_xent(n: int, c: int, repeat: int, ceilings, backward: bool) -> str:
     grad_buf = np.empty_like(logits)
 
     def numba_xent():
+        kern, fwd = _numba_xent()
         if not backward:
-            raise Unavailable("the hand-written kernel computes loss and gradient together")
-        kern = _numba_xent()
+            return lambda: np.float32(fwd(logits, labels))
         return lambda: (kern(logits, labels, grad_buf), grad_buf)
+
+    def numexpr_xent():
+        try:
+            import numexpr as ne
+        except ImportError:
+            raise Unavailable("numexpr not installed") from None
+        e_buf = np.empty_like(logits)
+        inv_n = np.float32(1.0 / n)
+
+        def run():
+            # numexpr fuses the elementwise passes; the row reductions stay in numpy.
+            m = logits.max(axis=1, keepdims=True)
+            ne.evaluate("exp(z - m)", local_dict={"z": logits, "m": m}, out=e_buf)
+            s = e_buf.sum(axis=1, keepdims=True)
+            ls = np.log(s)
+            picked = ne.evaluate("sum(y * (z - m - ls))",
+                                 local_dict={"y": labels, "z": logits, "m": m, "ls": ls})
+            loss = np.float32(-picked * inv_n)
+            if not backward:
+                return loss
+            ysum = labels.sum(axis=1, keepdims=True)
+            ne.evaluate("(e / s * ysum - y) * inv_n", out=grad_buf,
+                        local_dict={"e": e_buf, "s": s, "ysum": ysum, "y": labels, "inv_n": inv_n})
+            return loss, grad_buf
+        return run
+
+    def torch_xent():
+        try:
+            import torch
+        except ImportError:
+            raise Unavailable("torch not installed") from None
+        z0, y = torch.from_numpy(logits), torch.from_numpy(labels)
+        # Probability targets: mean over rows of -sum(y * log_softmax(z)), as the others.
+        loss_fn = torch.nn.functional.cross_entropy
+        if not backward:
+            return lambda: loss_fn(z0, y)
+
+        def run():
+            z = z0.detach().requires_grad_()
+            loss = loss_fn(z, y)
+            (grad,) = torch.autograd.grad(loss, z)
+            return loss.detach(), grad
+        return run
 
     def jitgrad_xent():
         jitgrad, jnp = _jitgrad()
@@ -241,11 +335,12 @@ def run_xent(n: int, c: int, repeat: int, ceilings, backward: bool) -> str:
             return -jjnp.mean(jjnp.sum(y * jax.nn.log_softmax(z, axis=-1), axis=-1))
         f = jax.jit(jax.value_and_grad(loss) if backward else loss)
         args = [jax.device_put(logits), jax.device_put(labels)]
-        return lambda: f(*args)
+        return _jax_blocking(f, args)
 
     np_fn = (lambda: _xent_grad_np(logits, labels)) if backward else (lambda: _xent_np(logits, labels))
-    makers = {"numpy eager": lambda: np_fn, "numba prange row kernel (out=)": numba_xent,
-              "jitgrad cpu": jitgrad_xent, "jax.jit": jax_xent}
+    makers = {"numpy eager": lambda: np_fn, "numexpr+numpy (out=)": numexpr_xent,
+              "numba prange row kernel (out=)": numba_xent,
+              "jitgrad cpu": jitgrad_xent, "jax.jit": jax_xent, "torch eager": torch_xent}
     fns, notes = _build(makers, lambda make: make(), expected, rtol=2e-4, atol=1e-6)
     res = time_interleaved(fns, repeat=repeat, warmup=2, gap_s=0.05)
     nbytes = 2 * logits.nbytes + (logits.nbytes if backward else 0)
@@ -286,19 +381,48 @@ def _build(makers: dict, call: Callable, expected, rtol, atol, skip_check=()):
     return fns, notes
 
 
+# Paired-ratio columns: column name -> the candidate it divides by.
+RATIO_COLUMNS = {"x numpy": "numpy eager", "x jitgrad": "jitgrad cpu", "x jax": "jax.jit",
+                 "x torch": "torch eager"}
+
+
 def _row(name, r, res, **extra) -> dict:
-    ref = res.get("numpy eager")
-    jg = res.get("jitgrad cpu")
     row = {"impl": name, "median": format_time(r.median), "min": format_time(r.min)}
     row.update(extra)
-    row["x numpy"] = f"{r.paired_ratio(ref):.2f}x" if ref is not None else None
-    row["x jitgrad"] = f"{r.paired_ratio(jg):.2f}x" if jg is not None else None
+    for col, ref_name in RATIO_COLUMNS.items():
+        ref = res.get(ref_name)
+        row[col] = f"{r.paired_ratio(ref):.2f}x" if ref is not None else None
     return row
 
 
 def _table(title, rows, rate_cols, notes) -> str:
-    cols = ["impl", "median", "min"] + rate_cols + ["x numpy", "x jitgrad"]
+    present = [c for c in RATIO_COLUMNS if any(row.get(c) is not None for row in rows)]
+    cols = ["impl", "median", "min"] + rate_cols + present
     return "\n".join([title, format_table(rows, cols)] + notes)
+
+
+def _limit_threads(n: int) -> None:
+    """Give every library ``n`` threads, so that their pools do not fight over the cores.
+
+    XLA reads its flags once, when jax is first imported (here, lazily, by the jax
+    candidates), so they are set in the environment before that.
+    """
+    if n == 1:
+        flags = os.environ.get("XLA_FLAGS", "")
+        os.environ["XLA_FLAGS"] = (flags + " --xla_cpu_multi_thread_eigen=false "
+                                   "intra_op_parallelism_threads=1").strip()
+    import numba
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    try:
+        import torch
+        torch.set_num_threads(n)
+    except ImportError:
+        pass
+    try:
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(limits=n)
+    except ImportError:
+        print("note: threadpoolctl is not installed; BLAS threads not limited")
 
 
 def main(argv=None) -> None:
@@ -307,10 +431,16 @@ def main(argv=None) -> None:
     parser.add_argument("--workloads", nargs="+", default=["relu", "gelu", "dense", "xent"],
                         choices=["relu", "gelu", "dense", "xent"])
     parser.add_argument("--quick", action="store_true", help="small sizes only (a smoke test)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads for every library (numba, BLAS, PyTorch, XLA); default: "
+                             "each library's own default")
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        _limit_threads(args.threads)
     ceilings = measure_ceilings(quick=args.quick)
     import numba
-    print(f"{os.cpu_count()} cores; numba {numba.__version__} (threading layer "
+    print(f"{os.cpu_count()} cores, threads per library: {args.threads or 'default'}; "
+          f"numba {numba.__version__} (threading layer "
           f"{numba.config.THREADING_LAYER}); triad {ceilings.triad_gbs:.1f} GB/s, "
           f"GEMM f32 {ceilings.gemm_f32_gflops:.0f} GFLOP/s (cached ceilings); "
           f"load average {os.getloadavg()[0]:.1f}\n")

@@ -13,6 +13,12 @@ Workloads: ``small`` = 64-256-256-10 at batch 128, ``large`` = 64-1024-1024-10 a
   Adam), and ``torch``: PyTorch eager with ``torch.optim.Adam`` -- each skipped with a note
   when not installed.
 
+Every candidate is first run for a few steps outside the timed region (this compiles the
+jitted ones) and its losses are compared with the numpy step's: a candidate whose
+arithmetic differs (another loss, gradient or Adam update) is skipped with a note instead
+of timed. JAX's step is blocked on (``block_until_ready`` of the new parameters, optimizer
+state and loss) inside the timed call.
+
 Timing uses ``jitgrad.benchmarking.time_interleaved`` (all candidates in one process,
 round by round). Reported: median and min per step, and paired ratios against numpy and
 against JAX and PyTorch when they ran (> 1 = slower). ``--append FILE`` appends the tables
@@ -172,6 +178,9 @@ def make_jax(widths, batch) -> Callable[[], object]:
 
     def run():
         box[0], box[1], loss = step(box[0], box[1])
+        # XLA dispatches asynchronously: wait for the whole step (new parameters and
+        # optimizer state, not just the loss) inside the timed call.
+        jax.block_until_ready((box[0], box[1], loss))
         return loss
     return run
 
@@ -206,17 +215,49 @@ def make_torch(widths, batch) -> Callable[[], object]:
 
 # ----------------------------------------------------------------------------- driver
 
+# Losses of the first CHECK_STEPS steps are compared with numpy's: step 1 checks the forward
+# pass and loss, the later ones that the gradients and the Adam update agree too.
+CHECK_STEPS = 3
+CHECK_RTOL = 2e-3
+
+
+def _first_losses(run: Callable[[], object]) -> list[float]:
+    """Run ``CHECK_STEPS`` steps (this also compiles, outside any timed region)."""
+    out = []
+    for _ in range(CHECK_STEPS):
+        loss = run()
+        loss = loss.numpy() if hasattr(loss, "numpy") and not isinstance(loss, np.ndarray) else loss
+        out.append(float(np.asarray(loss)))
+    return out
+
+
 def candidates(widths, batch, backends) -> tuple[dict, dict]:
+    """Build every candidate and check its first steps' losses against numpy's."""
     found, skipped = {}, {}
-    makers = [(f"jitgrad[{b}]", lambda b=b: make_jitgrad(widths, batch, b)) for b in backends]
-    makers += [("numpy", lambda: make_numpy(widths, batch)), ("jax", lambda: make_jax(widths, batch)),
-               ("torch", lambda: make_torch(widths, batch))]
+    makers = [("numpy", lambda: make_numpy(widths, batch))]
+    makers += [(f"jitgrad[{b}]", lambda b=b: make_jitgrad(widths, batch, b)) for b in backends]
+    makers += [("jax", lambda: make_jax(widths, batch)), ("torch", lambda: make_torch(widths, batch))]
+    reference = None
     for name, make in makers:
         try:
-            found[name] = make()
+            run = make()
+            losses = _first_losses(run)
         except Unavailable as e:
             skipped[name] = str(e)
-    return found, skipped
+            continue
+        except Exception as e:   # noqa: BLE001 - one broken candidate must not stop the rest
+            skipped[name] = f"failed: {type(e).__name__}: {str(e).splitlines()[0][:120]}"
+            continue
+        if reference is None:
+            reference = losses
+        elif not np.allclose(losses, reference, rtol=CHECK_RTOL):
+            skipped[name] = (f"different arithmetic: losses of the first {CHECK_STEPS} steps "
+                             f"{['%.6g' % v for v in losses]} vs numpy's "
+                             f"{['%.6g' % v for v in reference]}")
+            continue
+        found[name] = run
+    order = [f"jitgrad[{b}]" for b in backends] + ["numpy", "jax", "torch"]
+    return {n: found[n] for n in order if n in found}, skipped
 
 
 def run_size(name: str, repeat: int, warmup: int, gap: float, backends) -> str:
@@ -248,13 +289,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--backends", nargs="+", default=["cpu", "reference"],
                         help="jitgrad backends to time (default: cpu reference)")
     parser.add_argument("--blas-threads", type=int, default=None,
-                        help="limit numpy's BLAS threads (threadpoolctl); default: leave as is")
+                        help="limit numpy's BLAS threads (threadpoolctl) and PyTorch's "
+                             "intra-op threads; default: leave as is")
     parser.add_argument("--append", metavar="FILE", help="append the tables to FILE as Markdown")
     args = parser.parse_args(argv)
     if args.blas_threads is not None:
+        try:   # PyTorch has its own intra-op pool; give it the same number of threads
+            import torch   # imported first so that its BLAS is loaded when limits are set
+            torch.set_num_threads(args.blas_threads)
+        except ImportError:
+            pass
         from jitgrad.training import limit_blas_threads
         if not limit_blas_threads(args.blas_threads):
-            print("note: threadpoolctl is not installed; --blas-threads ignored")
+            print("note: threadpoolctl is not installed; --blas-threads ignored for numpy")
     sections = [run_size(s, args.repeat, args.warmup, args.gap, args.backends) for s in args.sizes]
     for s in sections:
         print(s)

@@ -34,6 +34,19 @@ Compatibility with JAX
 * ``normal``/``truncated_normal`` use the platform's ``erf_inv``; numpy's and XLA's
   float32 ``erf_inv`` may differ in the last bit, so those samples match JAX to within
   an ulp or two rather than bit for bit.
+* ``uniform`` with a range other than [0, 1) scales as ``u * (maxval - minval) + minval``,
+  as JAX does, but XLA contracts that into one fused multiply-add (seen with jax 0.10.2
+  on CPU) while jitgrad rounds the product first: such samples (and ``truncated_normal``, which
+  is built on them) can differ from JAX's by about an ulp of the product. The default
+  range, ``normal`` and the samplers built on [0, 1) are exact (the product is exact).
+* Checked against jax 0.10.2 (``tests/test_random.py`` holds its values): keys, ``split``,
+  ``fold_in``, ``bits``, ``uniform``, ``randint`` (8/16-bit dtypes are drawn in 32 bits
+  and converted, as current JAX does), ``bernoulli`` (``mode="low"``/``"high"``),
+  ``gumbel``/``categorical`` (``mode="low"``/``"high"``; JAX's float32-only ``"highest"``
+  needs a count-leading-zeros primitive jitgrad lacks), ``categorical(replace=False)``,
+  ``choice``, ``permutation`` are bit-identical. Two deliberate leniencies: ``fold_in``
+  wraps a negative Python int to uint32 (JAX raises ``OverflowError``) and ``bernoulli``
+  accepts an integer ``p`` (JAX raises ``TypeError``).
 * ``permutation``/``choice(replace=False)`` sort random keys, as JAX does. jitgrad has no
   sort primitive yet: eagerly the sort runs in numpy; inside a trace it is expressed by
   pairwise comparisons (O(n^2) work and memory, fine for the few thousand elements of a
@@ -387,11 +400,41 @@ def truncated_normal(key: KeyArray, lower, upper, shape: Shape | None = None, dt
     return jnp.clip(out, lo, hi)
 
 
-def gumbel(key: KeyArray, shape: Shape = (), dtype=None) -> Array:
-    """Standard Gumbel samples: ``-log(-log(u))`` for ``u`` uniform in [tiny, 1)."""
+def _check_gumbel_mode(name: str, mode: str | None) -> str:
+    if mode is None:
+        return "low"   # JAX's default (its use_high_dynamic_range_gumbel flag is off)
+    if mode == "highest":
+        raise NotImplementedError(
+            f"random.{name}: mode='highest' is not implemented (it needs a count-leading-zeros "
+            "primitive); use mode='high', which resolves probabilities down to ~1e-14.")
+    if mode not in ("low", "high"):
+        raise ValueError(f"random.{name}: mode must be 'low' or 'high', got {mode!r}")
+    return mode
+
+
+def gumbel(key: KeyArray, shape: Shape = (), dtype=None, mode: str | None = None) -> Array:
+    """Standard Gumbel samples.
+
+    ``mode="low"`` (default): ``-log(-log(u))`` for ``u`` uniform in [tiny, 1), so the
+    largest float32 sample is ~16. ``mode="high"`` builds ``u`` from two uniforms (the
+    second as the next 23 bits) and returns ``-log(-log1p(-u))``: samples up to ~32, at
+    twice the cost. Both as in JAX.
+    """
     _check_key("gumbel", key)
     dtype = _float_dtype("gumbel", dtype)
-    u = uniform(key, shape, dtype, minval=np.finfo(dtype).tiny, maxval=1.0)
+    mode = _check_gumbel_mode("gumbel", mode)
+    shape = _canonical_shape("gumbel", shape)
+    finfo = np.finfo(dtype)
+    if mode == "high":
+        u = uniform(key, (2,) + shape, dtype)
+        high = lax.index_in_dim(u, 0, keepdims=False)
+        low = lax.index_in_dim(u, 1, keepdims=False)
+        # Below 0.5 the low word adds resolution; at or above it, adding could round up to 1.
+        fine = lax.add(lax.add(high, lax.mul(np.asarray(2.0 ** -finfo.nmant, dtype), low)),
+                       np.asarray(finfo.tiny, dtype))
+        x = lax.select(lax.ge(high, np.asarray(0.5, dtype)), high, fine)
+        return lax.neg(lax.log(lax.neg(lax.log1p(lax.neg(x)))))
+    u = uniform(key, shape, dtype, minval=finfo.tiny, maxval=1.0)
     return lax.neg(lax.log(lax.neg(lax.log(u))))
 
 
@@ -405,15 +448,28 @@ def exponential(key: KeyArray, shape: Shape = (), dtype=None) -> Array:
 
 # ================================================================== discrete samplers
 
-def bernoulli(key: KeyArray, p=0.5, shape: Shape | None = None) -> Array:
-    """Booleans that are True with probability ``p`` (``uniform < p``)."""
+def bernoulli(key: KeyArray, p=0.5, shape: Shape | None = None, mode: str = "low") -> Array:
+    """Booleans that are True with probability ``p``.
+
+    ``mode="low"`` (the default): ``uniform < p``, which cannot resolve ``p`` below the
+    float's resolution (~6e-8 in float32). ``mode="high"`` draws a second uniform as the
+    next bits of the first (``u2 * 2**-nmant < p - u1``): twice the work, correct down to
+    ~1e-14. Both as in JAX, bit for bit.
+    """
     _check_key("bernoulli", key)
+    if mode not in ("low", "high"):
+        raise ValueError(f"random.bernoulli: mode must be 'low' or 'high', got {mode!r}")
     p_aval = get_aval(p)
     dtype = p_aval.dtype if dtypes.is_float(p_aval.dtype) else dtypes.default_float_dtype()
     if shape is None:
         shape = p_aval.shape
     shape = _canonical_shape("bernoulli", shape)
     p = _broadcast_param("bernoulli", p, shape, dtype)
+    if mode == "high":
+        u = uniform(key, (2,) + shape, dtype)
+        u1, u2 = lax.index_in_dim(u, 0, keepdims=False), lax.index_in_dim(u, 1, keepdims=False)
+        u2 = lax.mul(u2, np.asarray(2.0 ** -np.finfo(dtype).nmant, dtype))
+        return lax.lt(u2, lax.sub(p, u1))
     return lax.lt(uniform(key, shape, dtype), p)
 
 
@@ -432,7 +488,8 @@ def randint(key: KeyArray, shape: Shape, minval, maxval, dtype=None) -> Array:
 
     Two words of random bits per sample reduce the modulo bias; ``maxval <= minval``
     gives ``minval``, and a ``maxval`` just past the dtype's range is allowed
-    (``randint(k, s, 0, 256, jnp.uint8)``).
+    (``randint(k, s, 0, 256, jnp.uint8)``). 8- and 16-bit dtypes are drawn as int32 and
+    converted (as jax 0.10 does: the modulo's bias shrinks with the width).
     """
     _check_key("randint", key)
     dtype = dtypes.default_int_dtype() if dtype is None or dtype is int else \
@@ -440,6 +497,18 @@ def randint(key: KeyArray, shape: Shape, minval, maxval, dtype=None) -> Array:
     if not dtypes.is_int(dtype):
         raise DTypeError(f"random.randint: dtype must be an integer type, got {dtype.name}")
     shape = _canonical_shape("randint", shape)
+    info = np.iinfo(dtype)
+    if info.bits >= 32:
+        return _randint(key, shape, minval, maxval, dtype)
+    i32 = np.dtype(np.int32)
+    lo, hi = np.asarray(info.min, i32), np.asarray(info.max, i32)
+    minval = jnp.clip(jnp.asarray(minval).astype(i32), lo, hi)
+    maxval = jnp.clip(jnp.asarray(maxval).astype(i32), lo, hi + 1)
+    return lax.convert_element_type(_randint(key, shape, minval, maxval, i32), dtype)
+
+
+def _randint(key: KeyArray, shape: tuple[int, ...], minval, maxval, dtype: np.dtype) -> Array:
+    """``randint`` drawn directly in ``dtype`` (JAX's ``_randint``)."""
     minval, maxval = jnp.asarray(minval), jnp.asarray(maxval)
     if not dtypes.is_int(minval.dtype):
         minval = minval.astype(dtypes.default_int_dtype())
@@ -481,36 +550,63 @@ def _split2(key):
 
 
 def categorical(key: KeyArray, logits, axis: int = -1, shape: Shape | None = None,
-                replace: bool = True) -> Array:
+                replace: bool = True, mode: str | None = None) -> Array:
     """Indices drawn from the categorical distribution ``softmax(logits)`` along ``axis``.
 
-    Gumbel-max: ``argmax(logits + gumbel)``. ``shape`` must end with the batch shape of
-    ``logits`` (its shape without ``axis``); leading entries draw more samples.
+    With replacement (default), the Gumbel-max trick: ``argmax(logits + gumbel)``.
+    ``shape`` must broadcast with the batch shape of ``logits`` (its shape without
+    ``axis``) in its trailing entries; leading entries draw more samples.
+    Without replacement, the Gumbel top-k trick: the ``k = prod(leading entries)``
+    largest ``logits + gumbel`` along ``axis``, in decreasing order, so ``k`` distinct
+    indices per distribution; then ``shape`` must equal ``leading + batch shape``.
+    ``mode`` is passed to ``gumbel``. Same values as JAX.
     """
     _check_key("categorical", key)
-    if not replace:
-        raise NotImplementedError(
-            "random.categorical(replace=False) is not implemented; use "
-            "random.choice(key, n, shape, replace=False, p=jax.nn.softmax(logits)).")
+    mode = _check_gumbel_mode("categorical", mode)
     logits = jnp.asarray(logits)
     if not dtypes.is_float(logits.dtype):
         logits = logits.astype(dtypes.default_float_dtype())
     ndim = logits.ndim
     if ndim == 0:
         raise ShapeError("random.categorical: logits must have at least one axis")
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"random.categorical: axis {axis} is out of bounds for logits of "
+                         f"rank {ndim}")
     axis = axis % ndim
     batch_shape = tuple(d for i, d in enumerate(logits.shape) if i != axis)
     if shape is None:
         shape = batch_shape
     shape = _canonical_shape("categorical", shape)
-    if shape[len(shape) - len(batch_shape):] != batch_shape:
-        raise ShapeError(f"random.categorical: shape {shape} must end with the batch shape "
-                         f"{batch_shape} of logits {get_aval(logits).str_short()} (axis {axis})")
+    try:
+        compatible = np.broadcast_shapes(shape, batch_shape) == shape
+    except ValueError:
+        compatible = False
+    if not compatible:
+        raise ShapeError(f"random.categorical: shape {shape} must end with (a shape that "
+                         f"broadcasts with) the batch shape {batch_shape} of logits "
+                         f"{get_aval(logits).str_short()} (axis {axis})")
     prefix = shape[:len(shape) - len(batch_shape)]
-    noise_shape = prefix + logits.shape
-    noise = gumbel(key, noise_shape, logits.dtype)
-    return jnp.argmax(noise + lax.broadcast(logits, prefix) if prefix else noise + logits,
-                      axis=len(prefix) + axis).astype(dtypes.default_int_dtype())
+    int_dtype = dtypes.default_int_dtype()
+    if not replace:
+        if shape != prefix + batch_shape:
+            raise ShapeError(f"random.categorical(replace=False): shape {shape} must be "
+                             f"(samples...) + the batch shape {batch_shape}")
+        k = math.prod(prefix)
+        if k > logits.shape[axis]:
+            raise ValueError(f"random.categorical: number of samples without replacement "
+                             f"({k}) cannot exceed the number of categories "
+                             f"({logits.shape[axis]})")
+        noisy = jnp.moveaxis(logits + gumbel(key, logits.shape, logits.dtype, mode), axis, -1)
+        # top-k: the k largest in decreasing order, ties to the lower index (a stable sort).
+        top = lax.slice_in_dim(_argsort_along(lax.neg(noisy), noisy.ndim - 1), 0, k,
+                               axis=noisy.ndim - 1)                 # batch_shape + (k,)
+        top = jnp.moveaxis(top, -1, 0)                               # (k,) + batch_shape
+        return jnp.reshape(top, shape).astype(int_dtype)
+    noise_shape = prefix + shape[len(prefix):len(prefix) + axis] + (logits.shape[axis],) + \
+        shape[len(prefix) + axis:]
+    noise = gumbel(key, noise_shape, logits.dtype, mode)
+    expanded = jnp.reshape(logits, (1,) * len(prefix) + logits.shape)
+    return jnp.argmax(noise + expanded, axis=len(prefix) + axis).astype(int_dtype)
 
 
 # ------------------------------------------------------------------ sorting helpers
@@ -577,14 +673,16 @@ def permutation(key: KeyArray, x, axis: int = 0, independent: bool = False) -> A
 
 
 def choice(key: KeyArray, a, shape: Shape = (), replace: bool = True, p=None,
-           axis: int = 0) -> Array:
+           axis: int = 0, mode: str | None = None) -> Array:
     """Random samples from ``a`` (an int n means ``arange(n)``) along ``axis``.
 
     ``replace=False`` draws distinct entries; ``p`` gives the probability of each entry.
     Algorithms as in JAX: uniform indices / a permutation without ``p``; inverse CDF
-    search with ``p``; the Gumbel top-k trick with ``p`` and without replacement.
+    search with ``p``; the Gumbel top-k trick with ``p`` and without replacement
+    (``mode`` is passed to ``gumbel`` there).
     """
     _check_key("choice", key)
+    mode = _check_gumbel_mode("choice", mode)
     shape = _canonical_shape("choice", shape)
     scalar_a = isinstance(a, (int, np.integer)) or np.ndim(a) == 0
     if scalar_a:
@@ -622,7 +720,7 @@ def choice(key: KeyArray, a, shape: Shape = (), replace: bool = True, p=None,
             # searchsorted(p_cuml, r, side="left") == the number of entries below r
             ind = jnp.sum((p_cuml < r[..., None]).astype(int_dtype), axis=-1)
         else:
-            g = gumbel(key, (n_inputs,), p.dtype) + jnp.log(p)
+            g = gumbel(key, (n_inputs,), p.dtype, mode) + jnp.log(p)
             ind = lax.slice_in_dim(_argsort_along(-g, 0), 0, n_draws)
     ind = jnp.reshape(ind, shape).astype(int_dtype)
     if scalar_a:

@@ -108,6 +108,151 @@ def test_uniform_and_normal_match_jax():
     np.testing.assert_allclose(random.normal(k1, (4, 4)), JAX_NORMAL_SPLIT0_0, rtol=2e-6, atol=1e-6)
 
 
+
+# ----------------------------------------------------------------- jax 0.10.2, literally
+# Produced with jax 0.10.2 / jaxlib 0.10.2 (CPU, default config: jax_threefry_partitionable
+# True, x64 off) by evaluating the quoted `jax.random` call with
+#   import jax.numpy as jnp, jax.random as jr;  k = jr.PRNGKey(42)
+#   L  = jnp.log(jnp.array([[.1, .2, .3, .4], [.7, .1, .1, .1], [.25, .25, .25, .25]]))
+#   L1 = jnp.log(jnp.arange(1., 9.));  p = jnp.array([.1, .2, .05, .3, .35])
+#   A  = jnp.arange(12).reshape(3, 4);  U10 = jr.uniform(k, (10,))
+# Each entry: jitgrad call, expected values, dtype. Integer/bit outputs must match exactly.
+_L = np.log(np.array([[0.1, 0.2, 0.3, 0.4], [0.7, 0.1, 0.1, 0.1], [0.25] * 4], np.float32))
+_L1 = np.log(np.arange(1.0, 9.0, dtype=np.float32))
+_P = np.array([0.1, 0.2, 0.05, 0.3, 0.35], np.float32)
+_A = np.arange(12, dtype=np.int32).reshape(3, 4)
+_U10 = np.array([0.48870957, 0.6797972, 0.6162715, 0.5610161, 0.4506446, 0.58586586,
+                 0.07480943, 0.7751334, 0.69895923, 0.8186337], np.float32)  # jr.uniform(k, (10,))
+
+JAX_EXACT = {  # name: (jitgrad call on key k, expected, dtype)
+    # jr.split(k, 3)
+    "split": (lambda k: random.split(k, 3),
+              [[1832780943, 270669613], [64467757, 2916123636], [2465931498, 255383827]], U32),
+    # jr.fold_in(k, 7)
+    "fold_in": (lambda k: random.fold_in(k, 7), [2547012911, 1371500959], U32),
+    # jr.bits(k, (5,)), jr.bits(k, (6,), jnp.uint8), jr.bits(k, (2, 3), jnp.uint16)
+    "bits": (lambda k: random.bits(k, (5,)),
+             [2098992034, 2919706841, 2646866425, 2409546199, 1935504149], U32),
+    "bits_u8": (lambda k: random.bits(k, (6,), np.uint8), [162, 217, 249, 215, 21, 216], np.uint8),
+    "bits_u16": (lambda k: random.bits(k, (2, 3), np.uint16),
+                 [[5026, 12505, 63993], [49623, 29461, 20184]], np.uint16),
+    # jr.uniform(k, (10,))
+    "uniform": (lambda k: random.uniform(k, (10,)), _U10, np.float32),
+    # jr.randint(k, (6,), -5, 17)
+    "randint": (lambda k: random.randint(k, (6,), -5, 17), [7, 7, 4, 14, 10, 12], np.int32),
+    # jr.randint(k, (6,), -128, 127, jnp.int8): jax 0.10 draws 8/16-bit ints in 32 bits
+    "randint_int8": (lambda k: random.randint(k, (6,), -128, 127, np.int8),
+                     [61, -119, -122, -109, 66, 31], np.int8),
+    # jr.randint(k, (6,), 0, 256, jnp.uint8)
+    "randint_uint8_256": (lambda k: random.randint(k, (6,), 0, 256, np.uint8),
+                          [196, 18, 183, 193, 141, 107], np.uint8),
+    # jr.randint(k, (6,), -1000, 1000, jnp.int16)
+    "randint_int16": (lambda k: random.randint(k, (6,), -1000, 1000, np.int16),
+                      [-356, -86, -929, -631, 709, 419], np.int16),
+    # jr.bernoulli(k, 0.3, (10,))
+    "bernoulli": (lambda k: random.bernoulli(k, 0.3, (10,)),
+                  [0, 0, 0, 0, 0, 0, 1, 0, 0, 0], np.bool_),
+    # jr.bernoulli(k, jnp.nextafter(U10, 1.0), mode="high")  (mode="low" gives all True)
+    "bernoulli_high": (lambda k: random.bernoulli(k, np.nextafter(_U10, np.float32(1)), mode="high"),
+                       [0, 0, 0, 0, 0, 0, 0, 0, 1, 0], np.bool_),
+    # jr.categorical(k, L)
+    "categorical": (lambda k: random.categorical(k, _L), [3, 0, 3], np.int32),
+    # jr.categorical(k, L, axis=0, shape=(2, 4))
+    "categorical_shape": (lambda k: random.categorical(k, _L, axis=0, shape=(2, 4)),
+                          [[1, 2, 0, 2], [1, 0, 0, 0]], np.int32),
+    # jr.categorical(k, L, shape=(2, 3), mode="high")
+    "categorical_high": (lambda k: random.categorical(k, _L, shape=(2, 3), mode="high"),
+                         [[3, 2, 2], [2, 2, 2]], np.int32),
+    # jr.categorical(k, L1, shape=(5,), replace=False)
+    "categorical_noreplace": (lambda k: random.categorical(k, _L1, shape=(5,), replace=False),
+                              [7, 5, 3, 4, 2], np.int32),
+    # jr.categorical(k, L, shape=(3, 3), replace=False)
+    "categorical_noreplace_batch": (
+        lambda k: random.categorical(k, _L, shape=(3, 3), replace=False),
+        [[3, 0, 3], [2, 3, 1], [1, 1, 0]], np.int32),
+    # jr.choice(k, 10, (6,)) / (..., replace=False) / jr.choice(k, 5, (6,), p=p)
+    "choice": (lambda k: random.choice(k, 10, (6,)), [4, 4, 1, 9, 9, 9], np.int32),
+    "choice_noreplace": (lambda k: random.choice(k, 10, (6,), replace=False),
+                         [7, 4, 2, 5, 3, 6], np.int32),
+    "choice_p": (lambda k: random.choice(k, 5, (6,), p=_P), [3, 2, 3, 3, 3, 3], np.int32),
+    # jr.choice(k, 5, (3,), replace=False, p=p)
+    "choice_p_noreplace": (lambda k: random.choice(k, 5, (3,), replace=False, p=_P),
+                           [3, 1, 4], np.int32),
+    # jr.choice(k, A, (2,), replace=False, axis=1)
+    "choice_columns": (lambda k: random.choice(k, _A, (2,), replace=False, axis=1),
+                       [[2, 3], [6, 7], [10, 11]], np.int32),
+    # jr.permutation(k, 10) / jr.permutation(k, A, axis=1) / (..., independent=True)
+    "permutation": (lambda k: random.permutation(k, 10), [7, 4, 2, 5, 3, 6, 8, 9, 0, 1], np.int32),
+    "permutation_axis1": (lambda k: random.permutation(k, _A, axis=1),
+                          [[2, 3, 0, 1], [6, 7, 4, 5], [10, 11, 8, 9]], np.int32),
+    "permutation_independent": (lambda k: random.permutation(k, _A, axis=1, independent=True),
+                                [[2, 3, 0, 1], [7, 4, 5, 6], [10, 11, 8, 9]], np.int32),
+}
+
+# Float samplers through log / log1p / erf / erf_inv, or a range other than [0, 1): XLA's
+# transcendentals and its fused multiply-add may differ from jitgrad's in the last bits
+# (see the jitgrad.random docstring), so these compare to a few ulps.
+JAX_CLOSE = {
+    # jr.uniform(k, (5,), minval=-2.0, maxval=3.0)
+    "uniform_range": (lambda k: random.uniform(k, (5,), minval=-2.0, maxval=3.0),
+                      [0.44354784, 1.3989859, 1.0813575, 0.8050804, 0.25322306]),
+    # jr.normal(k, (5,))
+    "normal": (lambda k: random.normal(k, (5,)),
+               [-0.028304616, 0.46713185, 0.29570296, 0.15354592, -0.12403282]),
+    # jr.truncated_normal(k, -1.0, 2.0, (5,))
+    "truncated_normal": (lambda k: random.truncated_normal(k, -1.0, 2.0, (5,)),
+                         [0.14770006, 0.5684449, 0.4210255, 0.29997, 0.06911382]),
+    # jr.gumbel(k, (4,)) / jr.gumbel(k, (4,), mode="high")
+    "gumbel": (lambda k: random.gumbel(k, (4,)), [0.3340934, 0.95201945, 0.72553056, 0.5481715]),
+    "gumbel_high": (lambda k: random.gumbel(k, (4,), mode="high"),
+                    [0.399258, -0.12997562, 0.043095414, 0.19444373]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(JAX_EXACT))
+def test_matches_jax_0_10_exactly(name):
+    fn, expected, dtype = JAX_EXACT[name]
+    k = random.PRNGKey(42)
+    for got in (fn(k), jit(fn)(k)):
+        got = np.asarray(got)
+        assert got.dtype == dtype
+        np.testing.assert_array_equal(got, np.array(expected).astype(dtype))
+
+
+@pytest.mark.parametrize("name", sorted(JAX_CLOSE))
+def test_matches_jax_0_10_to_a_few_ulps(name):
+    fn, expected = JAX_CLOSE[name]
+    got = np.asarray(fn(random.PRNGKey(42)))
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, np.array(expected, np.float32), rtol=4e-6, atol=4e-7)
+
+
+def test_categorical_without_replacement_draws_distinct_indices_in_a_trace():
+    logits = np.zeros((4, 6), np.float32)
+    draws = np.asarray(jit(lambda k: random.categorical(k, logits, axis=1, shape=(6, 4),
+                                                        replace=False))(random.key(3)))
+    assert draws.shape == (6, 4)
+    assert all(sorted(draws[:, j]) == list(range(6)) for j in range(4))
+    np.testing.assert_array_equal(
+        draws, random.categorical(random.key(3), logits, axis=1, shape=(6, 4), replace=False))
+    with pytest.raises(ValueError, match="cannot exceed"):
+        random.categorical(random.key(3), logits, axis=1, shape=(7, 4), replace=False)
+
+
+def test_high_modes_resolve_tiny_probabilities():
+    # p = 1e-9 is below float32's uniform resolution: mode="low" never fires, "high" can.
+    k = random.key(4)
+    low = np.asarray(random.bernoulli(k, np.float32(1e-9), (1000,)))
+    assert not low.any()
+    hits = int(np.asarray(random.bernoulli(k, np.full(20_000, 1e-3, np.float32), mode="high")).sum())
+    assert 5 <= hits <= 45     # 20 expected
+    g = np.asarray(random.gumbel(k, (100_000,), mode="high"), np.float64)
+    assert abs(g.mean() - np.euler_gamma) < 0.02
+    with pytest.raises(NotImplementedError, match="highest"):
+        random.gumbel(k, (2,), mode="highest")
+    with pytest.raises(ValueError, match="mode"):
+        random.bernoulli(k, 0.5, (2,), mode="medium")
+
 def test_original_scheme_matches_old_jax(original_scheme):
     # jax < 0.5: split(PRNGKey(0)) and the quickstart's normal(PRNGKey(0), (10,)).
     np.testing.assert_array_equal(random.split(random.PRNGKey(0)),
