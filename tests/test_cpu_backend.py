@@ -585,9 +585,10 @@ def test_generated_source_is_readable_and_named():
     jf = check(dense, floats((4, 3), F32, 50, 1.0), floats((3, 5), F32, 51, 1.0),
                floats((5,), F32, 52, 1.0))
     ex = executable_of(jf)
-    assert "def k0_dot_add_max(" in ex.source
+    # Serial kernels are blocks of the entry, under a header naming what they fuse.
+    assert "# k0_dot_add_max: matmul kernel" in ex.source
     assert "def entry0(" in ex.source and "np.dot(" in ex.source
-    assert "prange" not in ex.source.split("def k0_dot_add_max")[1]   # small: serial
+    assert "prange" not in ex.source.split("# k0_dot_add_max")[1]   # small: serial
     assert "k0_dot_add_max" in str(ex.fused)
 
 

@@ -75,7 +75,7 @@ def _generator_fingerprint() -> str:
 
 def settings() -> dict:
     """Code-generation settings that are part of every cache key."""
-    return {"codegen": codegen.CODEGEN_VERSION, "generator": _generator_fingerprint(),
+    return {"codegen": codegen.CODEGEN_VERSION, "generator": _generator_fingerprint(), "math": scalar.settings(),
             "parallel_min": codegen.PARALLEL_MIN_ELEMENTS, "row_limit": fusion.ROW_LIMIT}
 
 

@@ -1,10 +1,14 @@
 """Generate the numba source of one executable from a ``FusedProgram``.
 
-The module holds one function per kernel (group), named after what it fuses
-(``k0_dot_add_max``), and one ``@njit`` *entry* function per segment that calls the
-segment's kernels in order: one call from Python runs the whole segment in machine
-code. A program is one segment unless it contains fallback equations (run in Python
-through the reference implementation), which split it.
+The module holds one ``@njit`` *entry* function per segment that runs the segment's
+kernels (groups) in order: one call from Python runs the whole segment in machine code.
+Each kernel is a block of the entry under a comment header naming what it fuses
+(``# k0_dot_add_max: matmul kernel: ...``); only a kernel with parallel loops is a
+function of its own (``parallel=True``), called from the entry. One numba function per
+segment is what keeps compiling cheap: numba types, lowers, wraps and optimises every
+function separately, and optimises a callee again inside its caller. A program is one
+segment unless it contains fallback equations (run in Python through the reference
+implementation), which split it.
 
 Calling convention: an entry takes every array it touches as an argument, in the
 order inputs, outputs, temporaries. The caller allocates outputs (fresh per call) and
@@ -40,7 +44,7 @@ PARALLEL_MIN_ELEMENTS = 1 << 22
 # Leading loops are collapsed into one parallel loop until it has this many iterations.
 PARALLEL_MIN_ITERATIONS = 16
 # Bumped whenever generated code changes meaning; part of the disk-cache key.
-CODEGEN_VERSION = 1
+CODEGEN_VERSION = 2
 
 
 @dataclasses.dataclass(eq=False)
@@ -88,7 +92,7 @@ class _Writer:
         self.depth = 0
 
     def __call__(self, text: str) -> None:
-        self.lines.append("    " * self.depth + text)
+        self.lines.append("    " * self.depth + text if text else "")
 
     @contextlib.contextmanager
     def block(self, header: str):
@@ -470,9 +474,10 @@ class _Generator:
         else:
             L = self._operand(w, lhs, [lb, lf, lc], (B, M, Kc))
             R = self._operand(w, rhs, [rb, rc, rf], (B, Kc, N))
-            w(f"o3 = {o}.reshape(({B}, {M}, {N}))")
+            o3 = self.fresh("o")   # unique: kernels share the entry's namespace
+            w(f"{o3} = {o}.reshape(({B}, {M}, {N}))")
             with w.block(f"for bb in range({B}):"):
-                w(f"np.dot({L}[bb], {R}[bb], o3[bb])")
+                w(f"np.dot({L}[bb], {R}[bb], {o3}[bb])")
 
     def _operand(self, w, var, groups, sizes) -> str:
         """``var`` as an array whose axes are the axis ``groups`` merged (sizes ``sizes``):
@@ -539,8 +544,9 @@ class _Generator:
         shape = out.aval.shape
         nb_, nl = len(lb), len(lf)
         csizes = [lhs.aval.shape[a] for a in lc]
+        acc = self.fresh("acc")   # typed per kernel: unique in the entry's namespace
         with self.loops(w, range(len(shape)), shape, False):
-            w(f"acc = {scalar.literal(0, acc_dt)}")
+            w(f"{acc} = {scalar.literal(0, acc_dt)}")
             cvars = [f"c{j}" for j in range(len(lc))]
             opened = 0
             for cv, n in zip(cvars, csizes):
@@ -563,12 +569,12 @@ class _Generator:
             y = scalar.cast(self.read(rhs, ri, ctx), acc_dt) if idt != acc_dt else self.read(rhs, ri, ctx)
             prod = f"{x} * {y}"
             if acc_dt.kind == "f":
-                w(f"acc = acc + {prod}")
+                w(f"{acc} = {acc} + {prod}")
             else:
-                w(f"acc = {scalar.cast(f'acc + {prod}', acc_dt)}")
+                w(f"{acc} = {scalar.cast(f'{acc} + {prod}', acc_dt)}")
             w.depth -= opened
             idx = [f"i{k}" if shape[k] != 1 else "0" for k in range(len(shape))]
-            res = scalar.cast("acc > 0", odt) if idt.kind == "b" else scalar.cast("acc", odt)
+            res = scalar.cast(f"{acc} > 0", odt) if idt.kind == "b" else scalar.cast(acc, odt)
             w(f"{self.element(out, idx)} = {res}")
 
     # ------------------------------------------------------------------ opaque ops
@@ -603,13 +609,14 @@ class _Generator:
         def idx(j: str):
             return [j if a == axis else (f"i{a}" if shape[a] != 1 else "0") for a in range(len(shape))]
         first = str(n - 1) if reverse else "0"
+        acc = self.fresh("acc")   # typed per kernel: unique in the entry's namespace
         with self.loops(w, others, shape, False):
-            w(f"acc = {self.read(x, idx(first), ctx)}")
-            w(f"{self.element(out, idx(first))} = acc")
+            w(f"{acc} = {self.read(x, idx(first), ctx)}")
+            w(f"{self.element(out, idx(first))} = {acc}")
             with w.block(f"for k in range(1, {n}):"):
                 w(f"j = {n - 1} - k" if reverse else "j = k")
-                w(f"acc = {scalar.cumulative_combine(eqn.primitive.name, dt, 'acc', self.read(x, idx('j'), ctx))}")
-                w(f"{self.element(out, idx('j'))} = acc")
+                w(f"{acc} = {scalar.cumulative_combine(eqn.primitive.name, dt, acc, self.read(x, idx('j'), ctx))}")
+                w(f"{self.element(out, idx('j'))} = {acc}")
 
     def _index_values(self, w, eqn, indices: Var, batch_idx, k: int, ctx) -> list[str]:
         cols = []
@@ -729,36 +736,55 @@ class _Generator:
             w(f"{self.element(out, dst)} = {self.read(update, idx, ctx)}")
 
     # ------------------------------------------------------------------ kernels & entries
+    def kernel_parallel(self, group: fu.Group) -> bool:
+        """Whether any loop phase of ``group`` runs in parallel (the policy of ``parallel``)."""
+        return any(self.parallel(int(np.prod(p.domain, dtype=np.int64)) if p.domain else 1)
+                   for p in group.phases if p.kind == "loop")
+
+    def summary(self, group: fu.Group) -> str:
+        """What a kernel computes, for its header: ``matmul kernel: z from a, w``."""
+        return (f"{group.kind} kernel: {', '.join(self.names[id(v)] for v in group.outputs) or '-'}"
+                f" from {', '.join(self.names[id(v)] for v in group.inputs) or '-'}")
+
+    def kernel_body(self, w: _Writer, group: fu.Group) -> None:
+        """The statements of one kernel (at ``w``'s depth), reading and writing the
+        ``b_<name>`` buffers of its variables directly."""
+        start = len(w.lines)
+        for p in group.phases:
+            if p.kind == "loop":
+                self.loop_phase(w, group, p)
+            elif p.kind == "dot":
+                self.dot_phase(w, p.eqns[0])
+            else:
+                self.opaque_phase(w, p.eqns[0])
+        if all(ln.lstrip().startswith("#") for ln in w.lines[start:]):
+            w("pass")   # nothing to compute (an empty shape): keep the block valid
+
     def kernel(self, group: fu.Group) -> tuple[str, list[Var]]:
-        """(source of the kernel function, its parameters in order)."""
+        """(source of a separate kernel function, its parameters in order): only for
+        kernels with parallel loops, which numba compiles with ``parallel=True``."""
         params = list(group.inputs) + list(group.outputs) + list(group.internal)
         w = _Writer()
-        loops = [p for p in group.phases if p.kind == "loop"]
-        par = any(self.parallel(int(np.prod(p.domain, dtype=np.int64)) if p.domain else 1)
-                  for p in loops)
-        w(f"@nb.njit({'parallel=True, ' if par else ''}**_OPTS)")
+        # Called only from the entry: no wrappers for calls from Python or as a cfunc.
+        w("@nb.njit(parallel=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, **_OPTS)")
         with w.block(f"def {group.name}({', '.join(self.buffer_name(v) for v in params)}):"):
-            w(f'"""{group.kind} kernel: {", ".join(self.names[id(v)] for v in group.outputs) or "-"} '
-              f'from {", ".join(self.names[id(v)] for v in group.inputs) or "-"}."""')
-            for p in group.phases:
-                if p.kind == "loop":
-                    self.loop_phase(w, group, p)
-                elif p.kind == "dot":
-                    self.dot_phase(w, p.eqns[0])
-                else:
-                    self.opaque_phase(w, p.eqns[0])
+            w(f'"""{self.summary(group)}."""')
+            self.kernel_body(w, group)
         return w.text(), params
 
     def generate(self, header: str) -> ModulePlan:
         pieces = [header]
         segments: list = []
-        kernel_params: dict[int, list[Var]] = {}
+        # Serial kernels are written inline into their segment's entry (one numba function
+        # per segment: numba compiles each function separately, and a callee is compiled,
+        # wrapped and optimised on its own and then again inside its caller). Kernels with
+        # parallel loops stay functions of their own, so only they pay for parfors.
+        separate: dict[int, list[Var]] = {}
         for g in self.fused.groups:
-            if g.kind == fu.FALLBACK_GROUP:
-                continue
-            src, params = self.kernel(g)
-            kernel_params[g.index] = params
-            pieces.append(src)
+            if g.kind != fu.FALLBACK_GROUP and self.kernel_parallel(g):
+                src, params = self.kernel(g)
+                separate[g.index] = params
+                pieces.append(src)
         # Split into segments at fallbacks.
         runs: list = []
         cur: list[fu.Group] = []
@@ -795,21 +821,28 @@ class _Generator:
             temps = [v for k, v in produced.items() if k not in later_reads]
             entry = f"entry{si}"
             segments.append(KernelSegment(entry, run, inputs, outputs, temps))
-            pieces.append(self.entry(entry, run, inputs, outputs, temps, kernel_params))
+            pieces.append(self.entry(entry, run, inputs, outputs, temps, separate))
         source = "\n\n\n".join(pieces) + "\n"
         return ModulePlan(source, segments, self.uses_blas)
 
-    def entry(self, name, run, inputs, outputs, temps, kernel_params) -> str:
+    def entry(self, name, run, inputs, outputs, temps, separate) -> str:
         def typ(v: Var, ro: bool) -> str:
             return f"_A({scalar.nb_type(v.aval.dtype)}, {v.aval.ndim}{', True' if ro else ''})"
         sig = ", ".join([typ(v, True) for v in inputs] + [typ(v, False) for v in outputs + temps])
         w = _Writer()
-        w(f"@nb.njit(nb.void({sig}), cache=_CACHE, **_OPTS)")
+        # No cfunc wrapper: entries are only called from Python, and that wrapper (unboxing
+        # every array argument again) costs ~5% of the compile.
+        w(f"@nb.njit(nb.void({sig}), cache=_CACHE, no_cfunc_wrapper=True, **_OPTS)")
         params = [self.buffer_name(v) for v in inputs + outputs + temps]
         with w.block(f"def {name}({', '.join(params)}):"):
             w(f'"""Runs {", ".join(g.name for g in run)} in order."""')
             for g in run:
-                w(f"{g.name}({', '.join(self.buffer_name(v) for v in kernel_params[g.index])})")
+                w("")
+                w(f"# {g.name}: {self.summary(g)}")
+                if g.index in separate:
+                    w(f"{g.name}({', '.join(self.buffer_name(v) for v in separate[g.index])})")
+                else:
+                    self.kernel_body(w, g)
         return w.text()
 
 

@@ -10,16 +10,29 @@ semantics and the value's dtype exactly:
   float32 returns float32;
 * NaN semantics follow numpy (``rt.fmax`` for maximum, first NaN for argmax);
 * division by zero follows IEEE (kernels are compiled with ``error_model="numpy"``),
-  integer division and remainder follow the reference's C semantics.
+  integer division and remainder follow the reference's C semantics;
+* with ``jitgrad.config.fast_math`` on (the default), float32 exp, expm1, log, log1p,
+  tanh, logistic and erf (and float32 cumlogsumexp's logaddexp) call the vectorisable
+  approximations of ``jitgrad.backends.fastmath`` (``rt.tanh_f32(x)``) instead of numba's
+  scalar libm calls, which keep a loop from vectorising. Their error bounds (1 ulp; 2 for
+  tanh and logistic) are those fastmath documents; NaN, infinities, signed zeros and
+  subnormals behave as in the reference. float64, and everything with the flag off, keep
+  libm exactly. The flag is read when a program is generated; ``settings()`` puts it in the
+  cache key.
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 import math
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
+from ...core.config import config
 from ...core.ir import Eqn, Literal
+from .. import fastmath
 
 Rule = Callable[[Eqn, Sequence[str]], str]
 
@@ -87,6 +100,46 @@ def _unsigned(dt) -> np.dtype:
 
 def _signed(dt) -> np.dtype:
     return np.dtype(f"i{np.dtype(dt).itemsize}")
+
+
+# ------------------------------------------------------------------ fast float32 math
+
+# Primitive name -> the runtime helper generated code calls for it on float32
+# (runtime.py re-exports fastmath's functions under these names).
+FAST_F32 = {name: fn.__name__ for name, fn in fastmath.FLOAT32.items()}
+
+
+def fast_math() -> bool:
+    """Whether float32 transcendentals use fastmath's approximations (``config.fast_math``)."""
+    return bool(config.read("fast_math"))
+
+
+def _use_fast(dtype) -> bool:
+    return np.dtype(dtype) == np.float32 and fast_math()
+
+
+@functools.lru_cache(maxsize=None)
+def _fastmath_source_hash() -> str:
+    return hashlib.sha256(Path(fastmath.__file__).read_bytes()).hexdigest()[:16]
+
+
+def settings() -> dict:
+    """What the templates depend on besides their own source (part of the CPU cache key):
+    the ``fast_math`` flag as it is now, and fastmath's VERSION and source hash (numba's
+    cache does not notice a changed callee, so kernels are keyed on the code they inline)."""
+    return {"fast_math": fast_math(),
+            "fastmath": f"{fastmath.VERSION}:{_fastmath_source_hash()}"}
+
+
+def _fast_f32(name: str, libm: Rule) -> Rule:
+    """``libm``'s template, except on float32 with fast_math on: ``rt.<name>_f32(x)``."""
+    helper = FAST_F32[name]
+
+    def rule(eqn, a):
+        if _use_fast(_in_dtype(eqn)):
+            return f"rt.{helper}({a[0]})"
+        return libm(eqn, a)
+    return rule
 
 
 # ------------------------------------------------------------------ elementwise rules
@@ -299,14 +352,15 @@ ELEMENTWISE: dict[str, Rule] = {
     "neg": _neg, "sign": _sign, "abs": _abs, "square": _square,
     "floor": _ufunc("np.floor"), "ceil": _ufunc("np.ceil"), "round": _round,
     "is_finite": _ufunc("np.isfinite"),
-    "exp": _ufunc("np.exp"), "exp2": _ufunc("np.exp2"), "log": _ufunc("np.log"),
-    "log1p": _ufunc("np.log1p"), "expm1": _ufunc("np.expm1"), "sqrt": _ufunc("np.sqrt"),
-    "rsqrt": _rsqrt, "cbrt": _ufunc("np.cbrt"), "tanh": _ufunc("np.tanh"),
-    "logistic": _logistic, "sin": _ufunc("np.sin"), "cos": _ufunc("np.cos"),
+    "exp": _fast_f32("exp", _ufunc("np.exp")), "exp2": _ufunc("np.exp2"),
+    "log": _fast_f32("log", _ufunc("np.log")), "log1p": _fast_f32("log1p", _ufunc("np.log1p")),
+    "expm1": _fast_f32("expm1", _ufunc("np.expm1")), "sqrt": _ufunc("np.sqrt"),
+    "rsqrt": _rsqrt, "cbrt": _ufunc("np.cbrt"), "tanh": _fast_f32("tanh", _ufunc("np.tanh")),
+    "logistic": _fast_f32("logistic", _logistic), "sin": _ufunc("np.sin"), "cos": _ufunc("np.cos"),
     "tan": _ufunc("np.tan"), "asin": _ufunc("np.arcsin"), "acos": _ufunc("np.arccos"),
     "atan": _ufunc("np.arctan"), "sinh": _ufunc("np.sinh"), "cosh": _ufunc("np.cosh"),
     "asinh": _ufunc("np.arcsinh"), "acosh": _ufunc("np.arccosh"), "atanh": _ufunc("np.arctanh"),
-    "erf": _math("erf"), "erf_inv": _erf_inv,
+    "erf": _fast_f32("erf", _math("erf")), "erf_inv": _erf_inv,
     "lgamma": lambda eqn, a: cast(f"rt.lgamma({a[0]})", _out_dtype(eqn)),
     "eq": _compare("=="), "ne": _compare("!="), "lt": _compare("<"), "le": _compare("<="),
     "gt": _compare(">"), "ge": _compare(">="),
@@ -397,6 +451,8 @@ def cumulative_combine(name: str, dtype, acc: str, x: str) -> str:
     if name == "cummin":
         return reduction_combine("reduce_min", dt, acc, x)
     if name == "cumlogsumexp":
+        if _use_fast(dt):
+            return f"rt.logaddexp_f32({acc}, {x})"
         return f"rt.logaddexp({acc}, {x}, {literal(math.log(2.0), dt)})"
     raise KeyError(name)
 
