@@ -44,7 +44,7 @@ PARALLEL_MIN_ELEMENTS = 1 << 22
 # Leading loops are collapsed into one parallel loop until it has this many iterations.
 PARALLEL_MIN_ITERATIONS = 16
 # Bumped whenever generated code changes meaning; part of the disk-cache key.
-CODEGEN_VERSION = 2
+CODEGEN_VERSION = 3
 
 
 @dataclasses.dataclass(eq=False)
@@ -79,7 +79,7 @@ class ModulePlan:
 
 
 def is_blas_dot(eqn: Eqn) -> bool:
-    """Whether this dot_general lowers to BLAS (np.dot) rather than explicit loops."""
+    """Whether this dot_general lowers to BLAS (blas.gemm) rather than explicit loops."""
     lhs, rhs = eqn.invars
     out = eqn.outvars[0].aval.dtype
     return (lhs.aval.dtype == rhs.aval.dtype == out and np.dtype(out) in
@@ -470,14 +470,14 @@ class _Generator:
             L = self._operand(w, lhs, [lf, lc], (M, Kc))
             R = self._operand(w, rhs, [rc, rf], (Kc, N))
             O = o if out.aval.shape == (M, N) else f"{o}.reshape(({M}, {N}))"
-            w(f"np.dot({L}, {R}, {O})")
+            w(f"blas.gemm({L}, {R}, {O})")
         else:
             L = self._operand(w, lhs, [lb, lf, lc], (B, M, Kc))
             R = self._operand(w, rhs, [rb, rc, rf], (B, Kc, N))
             o3 = self.fresh("o")   # unique: kernels share the entry's namespace
             w(f"{o3} = {o}.reshape(({B}, {M}, {N}))")
             with w.block(f"for bb in range({B}):"):
-                w(f"np.dot({L}[bb], {R}[bb], {o3}[bb])")
+                w(f"blas.gemm({L}[bb], {R}[bb], {o3}[bb])")
 
     def _operand(self, w, var, groups, sizes) -> str:
         """``var`` as an array whose axes are the axis ``groups`` merged (sizes ``sizes``):
@@ -861,6 +861,8 @@ def module_header(fused: fu.FusedProgram) -> str:
         "from numba import prange",
         "",
         "from jitgrad.backends.cpu import runtime as rt",
+        "# First: cached machine code calls the BLAS by a symbol name this import registers.",
+        "from jitgrad.backends.cpu import blas",
         "",
         "# Set by the loader before the module runs: whether numba may cache machine code on disk.",
         '_CACHE = bool(globals().get("_JITGRAD_DISK_CACHE", False))',
