@@ -415,11 +415,12 @@ def _has_segments(executable: Any) -> bool:
 def _time_segments(executable: Any, args: Sequence[Any]) -> dict[int, float]:
     """One run of a CPU executable, calling each group's kernel function on its own.
 
-    Mirrors ``CpuExecutable.__call__`` (the generated module has one function per group,
-    named after the group, taking its inputs, outputs and internal buffers in that order;
-    segment entry functions call them in turn): the same buffers, the same order, but a
-    clock around each kernel and each fallback equation. Keyed by group index.
+    Mirrors ``CpuExecutable.__call__`` with the backend's profiling module (one function per
+    group, named after the group, taking its inputs, outputs and internal buffers in that
+    order; the executable's own entries run them inline): the same buffers, the same order,
+    but a clock around each kernel and each fallback equation. Keyed by group index.
     """
+    from .backends.cpu import kernel_module
     ir = executable.fused.ir
     env: dict[int, Any] = {}
     for v, c in zip(ir.constvars, executable.closed.consts):
@@ -428,7 +429,7 @@ def _time_segments(executable: Any, args: Sequence[Any]) -> dict[int, float]:
         env[id(v)] = np.ascontiguousarray(np.asarray(a, dtype=v.aval.dtype))
     times: dict[int, float] = {}
     clock = time.perf_counter
-    module = executable.module
+    module = kernel_module(executable)
     for seg in executable.plan.segments:
         groups = getattr(seg, "groups", None)
         if groups is None:                        # a fallback equation, run in Python

@@ -1,9 +1,19 @@
-"""Shared fixtures: a float64 mode that always restores the flag, and quiet compile logs."""
+"""Shared fixtures: a float64 mode that always restores the flag, and quiet compile logs.
+
+In this process, ``jit`` defaults to the ``reference`` backend (the oracle): the core's tests
+check semantics, and compiling each of them through numba would cost minutes. The CPU and
+CUDA backends have their own tests, which name their backend and compare it with the
+reference; the examples run in subprocesses on the real default (``cpu``). Set
+``JITGRAD_PLATFORM`` to run the whole suite on another backend.
+"""
 import os
 
 import pytest
 
 import jitgrad
+
+if "JITGRAD_PLATFORM" not in os.environ:
+    jitgrad.config.update("jax_platform_name", "reference")
 
 # tests/cuda_sim needs numba's CUDA simulator, which numba picks when it is first imported:
 # it is its own pytest process (NUMBA_ENABLE_CUDASIM=1 python -m pytest tests/cuda_sim),

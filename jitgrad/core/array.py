@@ -14,6 +14,7 @@ import numpy as np
 
 from .abstract import ShapedArray
 from .device import CPU_DEVICE, Device
+from .errors import JitgradError
 
 
 class Array:
@@ -56,6 +57,30 @@ class Array:
         raise TypeError(
             "jitgrad arrays are immutable: `x[idx] = v` is not supported. "
             "Use `x = x.at[idx].set(v)` (or .add/.mul/.min/.max) to get an updated copy.")
+
+
+class DeletedArrayError(JitgradError, RuntimeError):
+    """An array was used after ``delete()`` or after being donated to a jitted call."""
+
+
+class _DeletedBuffer:
+    """Stands in for the numpy buffer of a deleted array: every use raises a clear error.
+
+    A donated array's buffer now belongs to the call's output, so ``ArrayImpl._value`` is
+    replaced by this object; any read of it (shape, data, numpy conversion) ends here."""
+    __slots__ = ("what",)
+
+    def __init__(self, what: str):
+        self.what = what
+
+    def __getattr__(self, name):
+        raise DeletedArrayError(
+            f"Array has been deleted ({self.what}).",
+            hint="A donated argument (jit(..., donate_argnums=...)) gives its buffer to the "
+                 "call's outputs; use the returned arrays instead, or do not donate it.")
+
+    def __repr__(self) -> str:
+        return f"<deleted: {self.what}>"
 
 
 class ArrayImpl(Array):
@@ -105,6 +130,16 @@ class ArrayImpl(Array):
         view = self._value.view()
         view.flags.writeable = False     # arrays are immutable: numpy sees a read-only view
         return view
+
+    def is_deleted(self) -> bool:
+        """Whether this array was deleted (``delete()``, or donated to a jitted call)."""
+        return type(self._value) is _DeletedBuffer
+
+    def delete(self, why: str = "delete() was called") -> None:
+        """Free this array's buffer now; any later use raises ``DeletedArrayError``."""
+        if not self.is_deleted():
+            v = self._value
+            self._value = _DeletedBuffer(f"{why}; it was {v.dtype.name}{list(v.shape)}")
 
     def block_until_ready(self) -> "ArrayImpl":
         """Wait for the value to be computed (CPU results are always ready)."""
@@ -168,6 +203,8 @@ class ArrayImpl(Array):
         return str(self._value)
 
     def __repr__(self) -> str:
+        if self.is_deleted():
+            return f"Array({self._value!r})"
         body = np.array2string(self._value, separator=", ", prefix="Array(")
         extra = ", weak_type=True" if self._weak_type else ""
         return f"Array({body}, dtype={self._value.dtype.name}{extra})"

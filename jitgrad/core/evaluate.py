@@ -7,15 +7,18 @@ needs nothing but the IR, so both can import it downward.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .ir import IR, Literal
+from .ir import IR, Eqn, Literal
 
 
-def evaluate(ir: IR, consts: Sequence[Any], args: Sequence[Any]) -> list[np.ndarray]:
-    """Run ``ir`` on concrete numpy inputs, returning numpy outputs."""
+def run_equations(ir: IR, consts: Sequence[Any], args: Sequence[Any],
+                  apply: Callable[[Eqn, list], Any], wrap: Callable[[Any], Any] = lambda x: x
+                  ) -> list[Any]:
+    """Walk ``ir`` in order: ``apply(eqn, operand_values)`` computes each equation (one value,
+    or a sequence for multiple-result primitives); ``wrap`` is applied to every result."""
     env: dict[int, Any] = {}
     for v, x in zip(ir.constvars, consts):
         env[id(v)] = x
@@ -26,10 +29,19 @@ def evaluate(ir: IR, consts: Sequence[Any], args: Sequence[Any]) -> list[np.ndar
         return a.value if type(a) is Literal else env[id(a)]
 
     for eqn in ir.eqns:
-        out = eqn.primitive.impl(*[read(a) for a in eqn.invars], **eqn.params)
+        out = apply(eqn, [read(a) for a in eqn.invars])
         if eqn.primitive.multiple_results:
             for v, o in zip(eqn.outvars, out):
-                env[id(v)] = np.asarray(o)
+                env[id(v)] = wrap(o)
         else:
-            env[id(eqn.outvars[0])] = np.asarray(out)
-    return [np.asarray(read(a)) for a in ir.outvars]
+            env[id(eqn.outvars[0])] = wrap(out)
+    return [read(a) for a in ir.outvars]
+
+
+def _impl(eqn: Eqn, operands: list) -> Any:
+    return eqn.primitive.impl(*operands, **eqn.params)
+
+
+def evaluate(ir: IR, consts: Sequence[Any], args: Sequence[Any]) -> list[np.ndarray]:
+    """Run ``ir`` on concrete numpy inputs, returning numpy outputs."""
+    return [np.asarray(o) for o in run_equations(ir, consts, args, _impl, np.asarray)]

@@ -590,6 +590,112 @@ def _flatten_up_to(node, tree, out: list) -> None:
             raise
 
 
+# ------------------------------------------------- specialised walks (jit's hot path)
+#
+# A jitted function called again and again with the same structure walks the same tree
+# each time. For that case jit compiles, once per structure, straight-line Python code
+# that checks the structure and reads the leaves (``compile_matcher``), and an expression
+# that builds the output tree (``builder_expression``): no recursion, no handler calls
+# for the builtin containers, no treedef built or compared per call.
+
+def _gen_match(node, expr: str, lines: list, ns: dict, leaf_code, counter: list, depth: int):
+    """Append lines that check the subtree held in local ``expr`` and bind its leaves."""
+    ind = "    " * depth
+    if node is _LEAF:
+        k = counter[0]
+        counter[0] += 1
+        lines.extend(ind + ln for ln in leaf_code(k, expr))
+        return
+    handler, aux, kids = node
+    n = len(kids)
+    t = f"T{len(ns)}"
+    ns[t] = handler.type
+    if handler.type is type(None):
+        lines.append(f"{ind}if {expr} is not None: return None")
+        return
+    if handler.type in (tuple, list):
+        lines.append(f"{ind}if type({expr}) is not {t} or len({expr}) != {n}: return None")
+        child = [f"{expr}[{i}]" for i in range(n)]
+    elif handler.type is dict:
+        ks = f"K{len(ns)}"
+        ns[ks] = frozenset(aux)
+        lines.append(f"{ind}if type({expr}) is not {t} or {expr}.keys() != {ks}: return None")
+        child = []
+        for key in aux:
+            kn = f"K{len(ns)}"
+            ns[kn] = key
+            child.append(f"{expr}[{kn}]")
+    else:
+        # Any other node: its own flatten, then compare aux data and arity.
+        h, a = f"H{len(ns)}", f"A{len(ns)}"
+        ns[h], ns[a] = handler.flatten, aux
+        c = f"c{counter[1]}"
+        counter[1] += 1
+        lines.append(f"{ind}if type({expr}) is not {t}: return None")
+        lines.append(f"{ind}{c}, aux = {h}({expr})")
+        lines.append(f"{ind}{c} = list({c})")
+        lines.append(f"{ind}if len({c}) != {n} or not (aux == {a}): return None")
+        child = [f"{c}[{i}]" for i in range(n)]
+    for kid, ce in zip(kids, child):
+        if kid is _LEAF:
+            _gen_match(kid, ce, lines, ns, leaf_code, counter, depth)
+        else:
+            v = f"n{counter[1]}"
+            counter[1] += 1
+            lines.append(f"{ind}{v} = {ce}")
+            _gen_match(kid, v, lines, ns, leaf_code, counter, depth)
+
+
+def compile_matcher(treedef: PyTreeDef, leaf_code, tail: list[str],
+                    namespace: dict | None = None, miss: str = "None"):
+    """``match(tree)``: runs the lines ``tail`` after checking that ``tree`` has exactly the
+    structure ``treedef``, else returns ``miss`` (an expression).
+
+    ``leaf_code(k, expr) -> lines`` gives the statements for the ``k``-th leaf, held in the
+    local ``expr``; they may return early to refuse it and bind locals that ``tail`` reads.
+    For jit's dispatch; leaves are numbered in ``tree_flatten``'s order."""
+    ns = dict(namespace or {})
+    lines: list[str] = []
+    _gen_match(treedef._node, "tree", lines, ns, leaf_code, [0, 0], 1)
+    lines = [ln.replace("return None", f"return {miss}") for ln in lines]
+    src = "def match(tree):\n" + "\n".join(lines + ["    " + t for t in tail]) + "\n"
+    exec(compile(src, "<jitgrad pytree matcher>", "exec"), ns)
+    return ns["match"]
+
+
+def _gen_build(node, leaf_expr, ns: dict, counter: list) -> str:
+    if node is _LEAF:
+        k = counter[0]
+        counter[0] += 1
+        return leaf_expr(k)
+    handler, aux, kids = node
+    parts = [_gen_build(k, leaf_expr, ns, counter) for k in kids]
+    t = handler.type
+    if t is type(None):
+        return "None"
+    if t is tuple:
+        return "(" + "".join(p + ", " for p in parts) + ")"
+    if t is list:
+        return "[" + ", ".join(parts) + "]"
+    if t is dict:
+        items = []
+        for key, p in zip(aux, parts):
+            kn = f"K{len(ns)}"
+            ns[kn] = key
+            items.append(f"{kn}: {p}")
+        return "{" + ", ".join(items) + "}"
+    u, a = f"U{len(ns)}", f"A{len(ns)}"
+    ns[u], ns[a] = handler.unflatten, aux
+    return f"{u}({a}, [{', '.join(parts)}])"
+
+
+def builder_expression(treedef: PyTreeDef, leaf_expr, namespace: dict) -> str:
+    """A Python expression that builds a tree of structure ``treedef`` whose ``k``-th leaf
+    is the expression ``leaf_expr(k)``: ``tree_unflatten`` without walking the treedef at
+    run time. Names it uses are added to ``namespace``."""
+    return _gen_build(treedef._node, leaf_expr, namespace, [0])
+
+
 # ----------------------------------------------------------------- public functions
 
 def tree_flatten(tree: PyTree, is_leaf: Callable[[Any], bool] | None = None

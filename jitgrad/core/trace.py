@@ -23,6 +23,7 @@ from .dtypes import canonicalize_dtype
 from .errors import (ConcretizationTypeError, JitgradError, SourceInfo, TracerArrayConversionError,
                      TracerBoolConversionError, TracerIntegerConversionError, UnexpectedTracerError,
                      InvalidArgumentError, user_source_info)
+from .evaluate import run_equations
 from .ir import IR, ClosedIR, Eqn, Literal, Var
 
 
@@ -326,24 +327,12 @@ def eval_ir(ir: IR, consts: Sequence[Any], args: Sequence[Any]) -> list[Any]:
     Eagerly this runs the reference implementations; inside a trace it re-stages the
     program (keeping each equation's original source line) or transforms it.
     """
-    env: dict[int, Any] = {}
-    for v, x in zip(ir.constvars, consts):
-        env[id(v)] = x
-    for v, x in zip(ir.invars, args):
-        env[id(v)] = x
+    return run_equations(ir, consts, args, _bind_with_source)
 
-    def read(a):
-        return a.value if isinstance(a, Literal) else env[id(a)]
 
-    for eqn in ir.eqns:
-        with trace_state.source_override(eqn.source):
-            out = eqn.primitive.bind(*[read(a) for a in eqn.invars], **eqn.params)
-        if eqn.primitive.multiple_results:
-            for v, o in zip(eqn.outvars, out):
-                env[id(v)] = o
-        else:
-            env[id(eqn.outvars[0])] = out
-    return [read(a) for a in ir.outvars]
+def _bind_with_source(eqn: Eqn, operands: list) -> Any:
+    with trace_state.source_override(eqn.source):
+        return eqn.primitive.bind(*operands, **eqn.params)
 
 
 def full_like_aval(value: Any, aval: ShapedArray) -> Any:

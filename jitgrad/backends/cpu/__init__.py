@@ -28,7 +28,7 @@ from .. import cache
 from . import codegen, loader, scalar
 from .executable import CpuExecutable
 
-__all__ = ["compile", "supports", "stats", "CpuExecutable"]
+__all__ = ["compile", "supports", "stats", "kernel_module", "CpuExecutable"]
 
 SUPPORTED_DTYPES = frozenset(np.dtype(d) for d in (
     np.bool_, np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64, np.uint64,
@@ -87,6 +87,16 @@ def compile(closed: ClosedIR, options: dict | None = None) -> CpuExecutable:
     key = cache.entry_key("cpu", str(closed.ir), settings())
     module = loader.load(key, plan.source, entries) if entries else None
     return CpuExecutable(closed, fused, plan, module, key)
+
+
+def kernel_module(executable: CpuExecutable):
+    """A module with one Python-callable numba function per kernel of ``executable``, named
+    after the kernel and taking (inputs, outputs, internal buffers): for timing kernels one
+    at a time (``jitgrad.explain(..., profile=True)``). The executable itself runs each
+    segment's kernels inside one entry function, which cannot be timed kernel by kernel."""
+    plan = codegen.generate(executable.fused, kernels_only=True)
+    key = cache.entry_key("cpu-kernels", str(executable.closed.ir), settings())
+    return loader.load(key, plan.source, [])
 
 
 def stats() -> dict:

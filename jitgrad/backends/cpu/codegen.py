@@ -760,21 +760,30 @@ class _Generator:
         if all(ln.lstrip().startswith("#") for ln in w.lines[start:]):
             w("pass")   # nothing to compute (an empty shape): keep the block valid
 
-    def kernel(self, group: fu.Group) -> tuple[str, list[Var]]:
-        """(source of a separate kernel function, its parameters in order): only for
-        kernels with parallel loops, which numba compiles with ``parallel=True``."""
+    def kernel(self, group: fu.Group, callable_from_python: bool = False) -> tuple[str, list[Var]]:
+        """(source of a separate kernel function, its parameters in order): for kernels
+        with parallel loops, which numba compiles with ``parallel=True``, and for every
+        kernel of a profiling module (``callable_from_python``)."""
         params = list(group.inputs) + list(group.outputs) + list(group.internal)
         w = _Writer()
-        # Called only from the entry: no wrappers for calls from Python or as a cfunc.
-        w("@nb.njit(parallel=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, **_OPTS)")
+        flags = "parallel=True, " if self.kernel_parallel(group) else ""
+        if not callable_from_python:
+            # Called only from the entry: no wrappers for calls from Python or as a cfunc.
+            flags += "no_cpython_wrapper=True, no_cfunc_wrapper=True, "
+        w(f"@nb.njit({flags}**_OPTS)")
         with w.block(f"def {group.name}({', '.join(self.buffer_name(v) for v in params)}):"):
             w(f'"""{self.summary(group)}."""')
             self.kernel_body(w, group)
         return w.text(), params
 
-    def generate(self, header: str) -> ModulePlan:
+    def generate(self, header: str, kernels_only: bool = False) -> ModulePlan:
         pieces = [header]
         segments: list = []
+        if kernels_only:   # a profiling module: each kernel a function callable from Python
+            for g in self.fused.groups:
+                if g.kind != fu.FALLBACK_GROUP:
+                    pieces.append(self.kernel(g, callable_from_python=True)[0])
+            return ModulePlan("\n\n\n".join(pieces) + "\n", [], self.uses_blas)
         # Serial kernels are written inline into their segment's entry (one numba function
         # per segment: numba compiles each function separately, and a callee is compiled,
         # wrapped and optimised on its own and then again inside its caller). Kernels with
@@ -875,7 +884,9 @@ def module_header(fused: fu.FusedProgram) -> str:
     return "\n".join(lines)
 
 
-def generate(fused: fu.FusedProgram) -> ModulePlan:
-    """The module source for ``fused`` and the segments to run."""
+def generate(fused: fu.FusedProgram, kernels_only: bool = False) -> ModulePlan:
+    """The module source for ``fused`` and the segments to run. ``kernels_only``: instead,
+    a module with one function per kernel, named after it and callable from Python with
+    (inputs, outputs, internal buffers), for timing kernels one by one."""
     gen = _Generator(fused)
-    return gen.generate(module_header(fused))
+    return gen.generate(module_header(fused), kernels_only)

@@ -3,12 +3,48 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+import functools
+
 import numpy as np
 
 from ...core.ir import ClosedIR, Literal, Var
+from ...core.primitive import ELEMENTWISE
 from ...core.trace import to_numpy
 from ...passes.fusion import FusedProgram
+from ..buffers import host_pool
 from .codegen import FallbackSegment, KernelSegment, ModulePlan
+
+
+def _uses(phase, a: Var) -> bool:
+    """Whether a phase reads variable ``a`` (from memory, in an equation or through a view)."""
+    if id(a) in phase.reads:
+        return True
+    return any(any(v is a for v in e.invars) for e in list(phase.eqns) + list(phase.views.values()))
+
+
+def _same_index(group, a: Var, o: Var) -> bool:
+    """Whether kernel ``group`` may write ``o`` over ``a``'s buffer: the loop phase that
+    computes ``o`` is the last phase to read ``a``, and there both are read and written
+    only at one shared loop index, so every load of an iteration precedes its stores: an
+    elementwise loop (no reductions, no views of ``a``) over exactly their shape, every axis
+    longer than 1 (size-1 axes have no loop; rank-0 values are computed ahead of it)."""
+    phases = group.phases
+    writer = next((i for i, p in enumerate(phases)
+                   if any(v is o for e in p.eqns for v in e.outvars)), None)
+    if writer is None or any(_uses(p, a) for p in phases[writer + 1:]):
+        return False
+    p = phases[writer]
+    if p.kind != "loop" or p.reduce_axes or tuple(p.domain) != tuple(a.aval.shape) \
+            or tuple(o.aval.shape) != tuple(p.domain) or not p.domain or min(p.domain) < 2:
+        return False
+    if any(any(v is a for v in e.invars) for e in p.views.values()):
+        return False
+    for e in p.eqns:
+        if any(v is a for v in e.invars) and e.primitive.kind != ELEMENTWISE:
+            return False
+        if any(v is o for v in e.outvars) and e.primitive.kind != ELEMENTWISE:
+            return False
+    return True
 
 
 class _TempPool:
@@ -57,6 +93,18 @@ class CpuExecutable:
                 self._steps.append(("kernels", fn, seg, outs, pool))
             else:
                 self._steps.append(("fallback", seg))
+        self._simple = False
+        self.run_values = None
+        # For callers that generate their own call code (jit's fast dispatch):
+        # (entry function, its inputs as argument indices or constant arrays, output
+        # allocators, (acquire, release) of temporaries or None, result -> output position).
+        self.call_spec = None
+        pool = host_pool()
+        self._out_allocs = []
+        if len(self._steps) == 1 and self._steps[0][0] == "kernels":
+            for s, d in self._steps[0][3]:
+                alloc = functools.partial(pool.empty if pool.pooled(s, d) else np.empty, s, d)
+                self._out_allocs.append(alloc)
         self._fast = self._fast_path()
 
     def _fast_path(self):
@@ -84,20 +132,47 @@ class CpuExecutable:
                 return None
         simple = all(kind == "out" for kind, _ in results)
         out_index = [j for _, j in results] if simple else None
+        identity_out = simple and out_index == list(range(len(seg.outputs)))
+        # The entry's inputs are exactly the call's arguments, in order: pass them as they are.
+        identity_in = sources == list(range(len(dtypes)))
+        allocs = self._out_allocs
         ndarray = np.ndarray
+        acquire, release, has_temps = pool.acquire, pool.release, bool(pool.specs)
+        self._simple = simple
+        self._seg = seg
 
-        def run(*args):
+        def normalise(args):
             args = list(args)
             for i, dt in enumerate(dtypes):
                 a = args[i]
                 if not (type(a) is ndarray and a.dtype == dt and a.flags.c_contiguous):
                     args[i] = np.asarray(a, dtype=dt, order="C")
-            outs = [np.empty(s, d) for s, d in out_specs]
-            temps = pool.acquire()
+            return args
+
+        def run_values(args, donated=None):
+            """``args``: numpy arrays of the declared shapes; usually of the declared dtype
+            and C-contiguous (numba's dispatcher rejects anything else, and then they are
+            converted). ``donated``: {output position: buffer to write it into}."""
+            outs = [a() for a in allocs]
+            if donated:
+                for j, buf in donated.items():
+                    outs[j] = buf
+            temps = acquire() if has_temps else ()
             try:
-                fn(*[args[s] if type(s) is int else s for s in sources], *outs, *temps)
+                try:
+                    if identity_in:
+                        fn(*args, *outs, *temps)
+                    else:
+                        fn(*[args[s] if type(s) is int else s for s in sources], *outs, *temps)
+                except TypeError:
+                    # An argument of another dtype or layout (an eager view): convert, retry.
+                    args = normalise(args)
+                    fn(*[args[s] if type(s) is int else s for s in sources], *outs, *temps)
             finally:
-                pool.release(temps)
+                if has_temps:
+                    release(temps)
+            if identity_out:
+                return outs
             if simple:
                 return [outs[j] for j in out_index]
             res = []
@@ -109,7 +184,50 @@ class CpuExecutable:
                 else:
                     res.append(np.array(v, copy=True))
             return res
+
+        self.run_values = run_values
+        if simple:
+            self.call_spec = (fn, sources, allocs, (acquire, release) if has_temps else None,
+                              out_index)
+
+        def run(*args):
+            return run_values(normalise(args))
         return run
+
+    def donation_plan(self, donate: Sequence[int]) -> dict[int, int]:
+        """For donated argument positions: {argument index: output position it can be
+        written into}. A donated buffer takes an output of the same shape and dtype whose
+        kernel writes it only after every read of the argument: a later kernel, or the same
+        elementwise loop when both are read and written at the loop index (all loads of an
+        iteration come before its stores). Only single-segment programs donate."""
+        if self._fast is None or not self._simple:
+            return {}
+        seg = self._seg
+        groups = seg.groups
+        writer = {}
+        for gi, g in enumerate(groups):
+            for v in g.outputs:
+                writer.setdefault(id(v), gi)
+        taken: set[int] = set()
+        plan: dict[int, int] = {}
+        for i in donate:
+            a = self.ir.invars[i]
+            if id(a) in self._arg_ids and self._arg_ids[id(a)] != i:
+                continue   # the same variable twice: not expected
+            readers = [gi for gi, g in enumerate(groups) if any(v is a for v in g.inputs)]
+            last_read = max(readers, default=-1)
+            for j, o in enumerate(seg.outputs):
+                if j in taken or o.aval.shape != a.aval.shape or \
+                        np.dtype(o.aval.dtype) != np.dtype(a.aval.dtype):
+                    continue
+                w = writer.get(id(o))
+                if w is None:
+                    continue
+                if last_read < w or (last_read == w and _same_index(groups[w], a, o)):
+                    plan[i] = j
+                    taken.add(j)
+                    break
+        return plan
 
     def __repr__(self) -> str:
         kernels = len(self.fused.kernels)
@@ -127,10 +245,14 @@ class CpuExecutable:
         if self._fast is not None:
             return self._fast(*args)
         env = self._inputs(args)
+        buffers = host_pool()
         for step in self._steps:
             if step[0] == "kernels":
                 _, fn, seg, out_specs, pool = step
-                outs = [np.empty(s, d) for s, d in out_specs]
+                # From the buffer pool: an intermediate read by a later segment goes back to
+                # the pool when this call drops it (a result, once the user drops it).
+                outs = [buffers.empty(s, d) if buffers.pooled(s, d) else np.empty(s, d)
+                        for s, d in out_specs]
                 temps = pool.acquire()
                 try:
                     fn(*[env[id(v)] for v in seg.inputs], *outs, *temps)
