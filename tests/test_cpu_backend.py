@@ -607,11 +607,15 @@ def test_parallel_loops_only_for_large_kernels_without_blas():
     def source(f, *shapes):
         closed = optimize(jitgrad.make_ir(f)(*[_zeros(s) for s in shapes]))
         return codegen.generate(fuse(closed, jitgrad.backends.cpu.supports)).source
-    big = codegen.PARALLEL_MIN_ELEMENTS
-    assert "prange(" in source(lambda x: jnp.exp(x) + 1, (big,))
-    assert "prange(" not in source(lambda x: jnp.exp(x) + 1, (big // 2,))
+    work, floor = codegen.PARALLEL_MIN_WORK, codegen.PARALLEL_MIN_ELEMENTS
+    cost = codegen.EXPENSIVE_OP_COST
+    # Parallel from the work (elements x op costs), never below the element floor.
+    assert "prange(" in source(lambda x: x * 2 + 1, (work // 2,))            # 2 ops: work
+    assert "prange(" not in source(lambda x: x * 2 + 1, (work // 4,))        # half of it
+    assert "prange(" in source(lambda x: jnp.exp(x) + 1, (work // cost,))   # exp costs more
+    assert "prange(" not in source(lambda x: jnp.exp(jnp.exp(x)), (floor // 2,))
     # A program that calls BLAS keeps its loops serial (OpenMP/OpenBLAS thread fight).
-    assert "prange(" not in source(lambda x, w: (jnp.exp(x) + 1, w @ w), (big,), (4, 4))
+    assert "prange(" not in source(lambda x, w: (jnp.exp(x) + 1, w @ w), (work,), (4, 4))
 
 
 def _zeros(shape):

@@ -113,6 +113,7 @@ def test_only_a_parallel_kernel_is_a_function_of_its_own(monkeypatch):
     # Lower the threshold so that a small program has one parallel kernel next to serial
     # ones (and no BLAS call, which would keep every loop serial).
     monkeypatch.setattr(codegen, "PARALLEL_MIN_ELEMENTS", 4096)
+    monkeypatch.setattr(codegen, "PARALLEL_MIN_WORK", 4096)
 
     def f(x, s):
         return jnp.exp(x) * 2.0 + 1.0, jnp.cumsum(s), jnp.sum(jnp.tanh(s))

@@ -288,7 +288,7 @@ def _gelu(x):
 
 def test_parallel_gelu_kernel_vectorises():
     """The tanh-GELU the benchmark times, large enough for a prange loop."""
-    x = np.linspace(-6, 6, codegen.PARALLEL_MIN_ELEMENTS, dtype=F32)
+    x = np.linspace(-6, 6, codegen.PARALLEL_MIN_WORK // 4, dtype=F32)
     with flags(fast_math=True, cache=False):
         jf = jit(_gelu, backend="cpu")
         got = np.asarray(jf(x))

@@ -76,7 +76,7 @@ def _generator_fingerprint() -> str:
 def settings() -> dict:
     """Code-generation settings that are part of every cache key."""
     return {"codegen": codegen.CODEGEN_VERSION, "generator": _generator_fingerprint(), "math": scalar.settings(),
-            "parallel_min": codegen.PARALLEL_MIN_ELEMENTS, "row_limit": fusion.ROW_LIMIT}
+            "parallel_min": (codegen.PARALLEL_MIN_ELEMENTS, codegen.PARALLEL_MIN_WORK), "row_limit": fusion.ROW_LIMIT}
 
 
 def compile(closed: ClosedIR, options: dict | None = None) -> CpuExecutable:

@@ -34,17 +34,26 @@ from ...passes import fusion as fu
 from ...passes import fusion_index as fi
 from . import scalar
 
-# A loop phase runs in parallel when it has at least this many elements (and the program
-# calls no BLAS). Measured here (bench/RESULTS.md): on a quiet machine a prange loop gains
-# at most ~1.3x on 2 cores, but when other processes keep the cores busy numba's OpenMP
-# workers spin and a prange loop costs 12-20 ms whatever its size (relu over 2^18 floats:
-# 12 ms parallel, 0.4 ms serial; 2^22: 16.5 vs 13.4 ms). So only loops long enough that
-# this worst case stays within ~1.5x of serial run in parallel. (Issue 8 owns the policy.)
-PARALLEL_MIN_ELEMENTS = 1 << 22
+# The parallel policy (DESIGN.md, Threads). A loop phase runs with prange only when its
+# program calls no BLAS (OpenMP workers and BLAS workers are never busy in one program) and
+# its *work* is large: elements x the summed cost of its operations (1 per arithmetic op,
+# EXPENSIVE_OP_COST per transcendental). Measured here (bench/RESULTS.md): on a quiet
+# machine prange gains up to ~2x on 2 cores, but when other processes keep the cores busy
+# numba's OpenMP workers spin and a prange loop costs 12-20 ms whatever its size (relu over
+# 2^18 floats: 12 ms parallel, 0.4 ms serial; 2^22: 16.5 vs 13.4 ms). So only loops whose
+# serial time is already about that long go parallel: PARALLEL_MIN_WORK units is about
+# 10 ms serial here, and no loop under PARALLEL_MIN_ELEMENTS elements is ever parallel.
+PARALLEL_MIN_WORK = 1 << 23
+PARALLEL_MIN_ELEMENTS = 1 << 19
+EXPENSIVE_OP_COST = 8
+EXPENSIVE_OPS = frozenset({
+    "exp", "exp2", "expm1", "log", "log1p", "tanh", "logistic", "erf", "erfc", "erf_inv",
+    "pow", "sin", "cos", "tan", "asin", "acos", "atan", "atan2", "sinh", "cosh", "asinh",
+    "acosh", "atanh", "lgamma", "digamma", "cbrt", "logaddexp"})
 # Leading loops are collapsed into one parallel loop until it has this many iterations.
 PARALLEL_MIN_ITERATIONS = 16
 # Bumped whenever generated code changes meaning; part of the disk-cache key.
-CODEGEN_VERSION = 3
+CODEGEN_VERSION = 4
 
 
 @dataclasses.dataclass(eq=False)
@@ -176,8 +185,14 @@ class _Generator:
         return fi.read_expr(atom, idx, ctx)
 
     # -- parallel policy
-    def parallel(self, n_elements: int) -> bool:
-        return not self.uses_blas and n_elements >= PARALLEL_MIN_ELEMENTS
+    def parallel(self, phase: fu.Phase) -> bool:
+        """Whether ``phase`` runs its loops with prange (the policy above)."""
+        n = int(np.prod(phase.domain, dtype=np.int64)) if phase.domain else 1
+        if self.uses_blas or n < PARALLEL_MIN_ELEMENTS:
+            return False
+        cost = sum(EXPENSIVE_OP_COST if e.primitive.name in EXPENSIVE_OPS else 1
+                   for e in phase.eqns)
+        return n * max(cost, 1) >= PARALLEL_MIN_WORK
 
     # -- loops
     @contextlib.contextmanager
@@ -264,8 +279,7 @@ class _Generator:
         pre_ids = {id(e) for e in pre}
         outer = [e for e in others if not info[id(outv(e))].inner and id(e) not in pre_ids]
         inner = [e for e in others if info[id(outv(e))].inner]
-        n = int(np.prod(X, dtype=np.int64)) if X else 1
-        par = self.parallel(n)
+        par = self.parallel(phase)
         w(f"# loop over [{','.join(map(str, X))}]" + (f", reducing axes {A}" if A else "")
           + (f", {phase.passes} passes per row" if phase.passes > 1 else "")
           + (" (parallel)" if par else ""))
@@ -738,8 +752,7 @@ class _Generator:
     # ------------------------------------------------------------------ kernels & entries
     def kernel_parallel(self, group: fu.Group) -> bool:
         """Whether any loop phase of ``group`` runs in parallel (the policy of ``parallel``)."""
-        return any(self.parallel(int(np.prod(p.domain, dtype=np.int64)) if p.domain else 1)
-                   for p in group.phases if p.kind == "loop")
+        return any(self.parallel(p) for p in group.phases if p.kind == "loop")
 
     def summary(self, group: fu.Group) -> str:
         """What a kernel computes, for its header: ``matmul kernel: z from a, w``."""
