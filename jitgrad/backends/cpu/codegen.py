@@ -112,6 +112,17 @@ class _Writer:
         finally:
             self.depth -= 1
 
+    @contextlib.contextmanager
+    def counted_loops(self, names, sizes):
+        """``for name in range(size):`` nested in order, closed on exit."""
+        for name, size in zip(names, sizes):
+            self(f"for {name} in range({size}):")
+            self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= len(names)
+
     def text(self) -> str:
         return "\n".join(self.lines)
 
@@ -531,17 +542,12 @@ class _Generator:
         t = self.fresh("op")
         w(f"{t} = np.empty({tuple(sizes)}, {scalar.np_type(var.aval.dtype)})")
         cs = [f"c{k}" for k in range(len(groups))]
-        opened = 0
-        for c, n in zip(cs, sizes):
-            w(f"for {c} in range({n}):")
-            w.depth += 1
-            opened += 1
-        idx = ["0"] * var.aval.ndim
-        for g, c in zip(groups, cs):
-            for a, e in zip(g, fi.unravel(c, [var.aval.shape[a] for a in g])):
-                idx[a] = e
-        w(f"{t}[{', '.join(cs)}] = {self.read(var, idx, ctx)}")
-        w.depth -= opened
+        with w.counted_loops(cs, sizes):
+            idx = ["0"] * var.aval.ndim
+            for g, c in zip(groups, cs):
+                for a, e in zip(g, fi.unravel(c, [var.aval.shape[a] for a in g])):
+                    idx[a] = e
+            w(f"{t}[{', '.join(cs)}] = {self.read(var, idx, ctx)}")
         return t
 
     def _dot_loops(self, w, eqn, lb, lf, lc, rb, rc, rf) -> None:
@@ -562,31 +568,26 @@ class _Generator:
         with self.loops(w, range(len(shape)), shape, False):
             w(f"{acc} = {scalar.literal(0, acc_dt)}")
             cvars = [f"c{j}" for j in range(len(lc))]
-            opened = 0
-            for cv, n in zip(cvars, csizes):
-                w(f"for {cv} in range({n}):")
-                w.depth += 1
-                opened += 1
-            li, ri = ["0"] * lhs.aval.ndim, ["0"] * rhs.aval.ndim
-            for k, a in enumerate(lb):
-                li[a] = f"i{k}" if shape[k] != 1 else "0"
-            for k, a in enumerate(rb):
-                ri[a] = f"i{k}" if shape[k] != 1 else "0"
-            for k, a in enumerate(lf):
-                li[a] = f"i{nb_ + k}" if shape[nb_ + k] != 1 else "0"
-            for k, a in enumerate(rf):
-                ri[a] = f"i{nb_ + nl + k}" if shape[nb_ + nl + k] != 1 else "0"
-            for cv, a, b, n in zip(cvars, lc, rc, csizes):
-                li[a] = cv if n != 1 else "0"
-                ri[b] = cv if n != 1 else "0"
-            x = scalar.cast(self.read(lhs, li, ctx), acc_dt) if idt != acc_dt else self.read(lhs, li, ctx)
-            y = scalar.cast(self.read(rhs, ri, ctx), acc_dt) if idt != acc_dt else self.read(rhs, ri, ctx)
-            prod = f"{x} * {y}"
-            if acc_dt.kind == "f":
-                w(f"{acc} = {acc} + {prod}")
-            else:
-                w(f"{acc} = {scalar.cast(f'{acc} + {prod}', acc_dt)}")
-            w.depth -= opened
+            with w.counted_loops(cvars, csizes):
+                li, ri = ["0"] * lhs.aval.ndim, ["0"] * rhs.aval.ndim
+                for k, a in enumerate(lb):
+                    li[a] = f"i{k}" if shape[k] != 1 else "0"
+                for k, a in enumerate(rb):
+                    ri[a] = f"i{k}" if shape[k] != 1 else "0"
+                for k, a in enumerate(lf):
+                    li[a] = f"i{nb_ + k}" if shape[nb_ + k] != 1 else "0"
+                for k, a in enumerate(rf):
+                    ri[a] = f"i{nb_ + nl + k}" if shape[nb_ + nl + k] != 1 else "0"
+                for cv, a, b, n in zip(cvars, lc, rc, csizes):
+                    li[a] = cv if n != 1 else "0"
+                    ri[b] = cv if n != 1 else "0"
+                x = scalar.cast(self.read(lhs, li, ctx), acc_dt) if idt != acc_dt else self.read(lhs, li, ctx)
+                y = scalar.cast(self.read(rhs, ri, ctx), acc_dt) if idt != acc_dt else self.read(rhs, ri, ctx)
+                prod = f"{x} * {y}"
+                if acc_dt.kind == "f":
+                    w(f"{acc} = {acc} + {prod}")
+                else:
+                    w(f"{acc} = {scalar.cast(f'{acc} + {prod}', acc_dt)}")
             idx = [f"i{k}" if shape[k] != 1 else "0" for k in range(len(shape))]
             res = scalar.cast(f"{acc} > 0", odt) if idt.kind == "b" else scalar.cast(acc, odt)
             w(f"{self.element(out, idx)} = {res}")
