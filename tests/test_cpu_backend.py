@@ -668,3 +668,22 @@ def test_codegen_bugs_surface_as_a_jitgrad_error(monkeypatch):
         assert "backend='reference'" in str(info.value)
     finally:
         jitgrad.config.update("cache", previous)
+
+
+@pytest.mark.parametrize("n", [32, 37, 1000])
+def test_row_reductions_in_lanes_match_reference(n):
+    # Rows of >= 2 x REDUCTION_LANES elements reduce in interleaved accumulators (and the
+    # last n % lanes elements in the row's own); NaN and inf must propagate as in numpy.
+    from jitgrad.backends.cpu import codegen
+    assert n >= 2 * codegen.REDUCTION_LANES
+    x = floats((5, n), F32, 80 + n, 2.0)
+    x[1, 3] = np.nan            # in the lanes
+    x[2, n - 1] = np.nan        # in the remainder (n = 37) or the last lane
+    x[3, 7] = np.inf
+    x[4, :] = -np.inf
+
+    def f(z):
+        return (jnp.sum(z * z, axis=1), jnp.max(z, axis=1), jnp.min(z, axis=1),
+                jitgrad.nn.log_softmax(z, axis=1), jitgrad.nn.logsumexp(z, axis=1))
+    jf = check(f, x, rtol=2e-5, atol=1e-5)
+    assert f"range({codegen.REDUCTION_LANES})" in executable_of(jf).source   # lanes were used

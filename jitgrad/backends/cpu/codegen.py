@@ -50,10 +50,14 @@ EXPENSIVE_OPS = frozenset({
     "exp", "exp2", "expm1", "log", "log1p", "tanh", "logistic", "erf", "erfc", "erf_inv",
     "pow", "sin", "cos", "tan", "asin", "acos", "atan", "atan2", "sinh", "cosh", "asinh",
     "acosh", "atanh", "lgamma", "digamma", "cbrt", "logaddexp"})
+# Row reductions (float sum/max/min over a trailing axis) run in this many interleaved
+# accumulators, so that their loops vectorise (``_lane_loops``); LLVM vectorises small
+# constant-trip loops only from 16 iterations on.
+REDUCTION_LANES = 16
 # Leading loops are collapsed into one parallel loop until it has this many iterations.
 PARALLEL_MIN_ITERATIONS = 16
 # Bumped whenever generated code changes meaning; part of the disk-cache key.
-CODEGEN_VERSION = 4
+CODEGEN_VERSION = 5
 
 
 @dataclasses.dataclass(eq=False)
@@ -349,15 +353,21 @@ class _Generator:
                         w(f"# pass {p}")
                     for r in preds:
                         self._init_acc(w, r)
-                    with self.loops(w, A, X, False):
+
+                    def body(accs=None):
                         for e in inner:
                             if id(e.outvars[0]) in needed:
                                 self.eqn_statement(w, e, phase)
                         for r in preds:
-                            self._accumulate(w, r, phase)
+                            self._accumulate(w, r, phase, acc=accs and accs[id(r)])
                         for e in writes:
                             v = e.outvars[0]
                             w(f"{self.element(v, info[id(v)].canon)} = {self.scalar_name(v)}")
+                    if preds and self._lanes_apply(phase, preds):
+                        self._lane_loops(w, phase, preds, body)
+                    else:
+                        with self.loops(w, A, X, False):
+                            body()
                     for r in preds:
                         self._finish_acc(w, r)
                 for e in outer:
@@ -367,6 +377,50 @@ class _Generator:
                 v = e.outvars[0]
                 if id(v) in written:
                     w(f"{self.element(v, info[id(v)].canon)} = {self.scalar_name(v)}")
+
+    def _lanes_apply(self, phase: fu.Phase, preds: list[Eqn]) -> bool:
+        """Whether a row pass reduces in REDUCTION_LANES interleaved accumulators: float
+        sum/max/min over one trailing axis long enough to fill them."""
+        X, A = phase.domain, phase.reduce_axes
+        return (len(A) == 1 and A[0] == len(X) - 1 and X[A[0]] >= 2 * REDUCTION_LANES
+                and all(r.primitive.name in ("reduce_sum", "reduce_max", "reduce_min")
+                        and np.dtype(r.outvars[0].aval.dtype).kind == "f" for r in preds))
+
+    def _lane_loops(self, w, phase: fu.Phase, preds: list[Eqn], body) -> None:
+        """A row pass whose reductions run in REDUCTION_LANES independent accumulators.
+
+        A float reduction written as one accumulator is a chain of dependent adds that LLVM
+        may not reorder (it would change the rounding), so the loop runs at one element per
+        add latency. Element j goes to lane j % L instead: the inner loop over the L lanes
+        has no loop-carried dependency and vectorises; the lanes are folded into the row's
+        accumulator at the end, and the last N % L elements go straight to it. (Summation
+        order differs from a sequential sum, as numpy's pairwise sum does; max/min keep
+        NaN propagation, as each lane and the fold use the same NaN-propagating rule.)"""
+        X, (a,) = phase.domain, phase.reduce_axes
+        n, lanes = X[a], REDUCTION_LANES
+        blocked = n - n % lanes
+        accs = {}
+        for r in preds:
+            v = r.outvars[0]
+            ln = self.fresh("ln")
+            accs[id(r)] = f"{ln}[{'il'}]"
+            init = scalar.reduction_init(r.primitive.name, v.aval.dtype)
+            w(f"{ln} = np.full({lanes}, {init})")
+            accs[(id(r), "name")] = ln
+        ib, il = self.fresh("ib"), "il"
+        with w.block(f"for {ib} in range(0, {blocked}, {lanes}):"):
+            with w.block(f"for {il} in range({lanes}):"):
+                w(f"i{a} = {ib} + {il}")
+                body(accs)
+        if blocked < n:
+            with w.block(f"for i{a} in range({blocked}, {n}):"):
+                body()
+        for r in preds:
+            v = r.outvars[0]
+            ln = accs[(id(r), "name")]
+            with w.block(f"for {il} in range({lanes}):"):
+                w(f"{self.scalar_name(v)} = "
+                  f"{scalar.reduction_combine(r.primitive.name, v.aval.dtype, self.scalar_name(v), f'{ln}[{il}]')}")
 
     def _init_acc(self, w, r: Eqn) -> None:
         v = r.outvars[0]
