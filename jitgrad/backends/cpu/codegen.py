@@ -399,15 +399,13 @@ class _Generator:
         X, (a,) = phase.domain, phase.reduce_axes
         n, lanes = X[a], REDUCTION_LANES
         blocked = n - n % lanes
-        accs = {}
-        for r in preds:
-            v = r.outvars[0]
-            ln = self.fresh("ln")
-            accs[id(r)] = f"{ln}[{'il'}]"
-            init = scalar.reduction_init(r.primitive.name, v.aval.dtype)
-            w(f"{ln} = np.full({lanes}, {init})")
-            accs[(id(r), "name")] = ln
         ib, il = self.fresh("ib"), "il"
+        lane_arrays = {}
+        for r in preds:
+            ln = lane_arrays[id(r)] = self.fresh("ln")
+            w(f"{ln} = np.full({lanes}, "
+              f"{scalar.reduction_init(r.primitive.name, r.outvars[0].aval.dtype)})")
+        accs = {k: f"{ln}[{il}]" for k, ln in lane_arrays.items()}
         with w.block(f"for {ib} in range(0, {blocked}, {lanes}):"):
             with w.block(f"for {il} in range({lanes}):"):
                 w(f"i{a} = {ib} + {il}")
@@ -417,7 +415,7 @@ class _Generator:
                 body()
         for r in preds:
             v = r.outvars[0]
-            ln = accs[(id(r), "name")]
+            ln = lane_arrays[id(r)]
             with w.block(f"for {il} in range({lanes}):"):
                 w(f"{self.scalar_name(v)} = "
                   f"{scalar.reduction_combine(r.primitive.name, v.aval.dtype, self.scalar_name(v), f'{ln}[{il}]')}")

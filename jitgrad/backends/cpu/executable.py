@@ -85,12 +85,17 @@ class CpuExecutable:
                         for v, c in zip(self.ir.constvars, closed.consts)}
         self._arg_ids = {id(v): i for i, v in enumerate(self.ir.invars)}
         self._steps = []
+        buffers = host_pool()
         for seg in plan.segments:
             if isinstance(seg, KernelSegment):
                 fn = getattr(module, seg.entry)
-                outs = [(v.aval.shape, np.dtype(v.aval.dtype)) for v in seg.outputs]
+                # Outputs (and intermediates read by a later segment) come from the buffer
+                # pool when large enough: they go back to it once nobody holds them.
+                allocs = [functools.partial(buffers.empty if buffers.pooled(s, d) else np.empty,
+                                            s, d)
+                          for s, d in ((v.aval.shape, np.dtype(v.aval.dtype)) for v in seg.outputs)]
                 pool = _TempPool([(v.aval.shape, np.dtype(v.aval.dtype)) for v in seg.temps])
-                self._steps.append(("kernels", fn, seg, outs, pool))
+                self._steps.append(("kernels", fn, seg, allocs, pool))
             else:
                 self._steps.append(("fallback", seg))
         self._simple = False
@@ -99,19 +104,13 @@ class CpuExecutable:
         # (entry function, its inputs as argument indices or constant arrays, output
         # allocators, (acquire, release) of temporaries or None, result -> output position).
         self.call_spec = None
-        pool = host_pool()
-        self._out_allocs = []
-        if len(self._steps) == 1 and self._steps[0][0] == "kernels":
-            for s, d in self._steps[0][3]:
-                alloc = functools.partial(pool.empty if pool.pooled(s, d) else np.empty, s, d)
-                self._out_allocs.append(alloc)
         self._fast = self._fast_path()
 
     def _fast_path(self):
         """One segment and no fallbacks: a call with no per-variable bookkeeping."""
         if len(self._steps) != 1 or self._steps[0][0] != "kernels":
             return None
-        _, fn, seg, out_specs, pool = self._steps[0]
+        _, fn, seg, allocs, pool = self._steps[0]
         dtypes = self._in_dtypes
         # Each entry argument: an index into the call's args, or a constant array.
         sources = [self._arg_ids.get(id(v), self._consts.get(id(v))) for v in seg.inputs]
@@ -135,7 +134,6 @@ class CpuExecutable:
         identity_out = simple and out_index == list(range(len(seg.outputs)))
         # The entry's inputs are exactly the call's arguments, in order: pass them as they are.
         identity_in = sources == list(range(len(dtypes)))
-        allocs = self._out_allocs
         ndarray = np.ndarray
         acquire, release, has_temps = pool.acquire, pool.release, bool(pool.specs)
         self._simple = simple
@@ -245,14 +243,10 @@ class CpuExecutable:
         if self._fast is not None:
             return self._fast(*args)
         env = self._inputs(args)
-        buffers = host_pool()
         for step in self._steps:
             if step[0] == "kernels":
-                _, fn, seg, out_specs, pool = step
-                # From the buffer pool: an intermediate read by a later segment goes back to
-                # the pool when this call drops it (a result, once the user drops it).
-                outs = [buffers.empty(s, d) if buffers.pooled(s, d) else np.empty(s, d)
-                        for s, d in out_specs]
+                _, fn, seg, allocs, pool = step
+                outs = [alloc() for alloc in allocs]
                 temps = pool.acquire()
                 try:
                     fn(*[env[id(v)] for v in seg.inputs], *outs, *temps)
