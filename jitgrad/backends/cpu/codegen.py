@@ -57,7 +57,7 @@ REDUCTION_LANES = 16
 # Leading loops are collapsed into one parallel loop until it has this many iterations.
 PARALLEL_MIN_ITERATIONS = 16
 # Bumped whenever generated code changes meaning; part of the disk-cache key.
-CODEGEN_VERSION = 5
+CODEGEN_VERSION = 6
 
 
 @dataclasses.dataclass(eq=False)
@@ -329,7 +329,24 @@ class _Generator:
         deps = self._deps(phase, phase.eqns)
         inner_ids = {id(e.outvars[0]): e for e in inner}
         n_rows = int(np.prod([X[k] for k in K], dtype=np.int64)) if K else 1
-        with self.loops(w, K, X, par and n_rows > 1):
+        par_rows = par and n_rows > 1
+        # Lane accumulators (_lane_loops) are allocated once per call, not per row: before
+        # a serial row loop, or inside a prange body, from where numba hoists np.empty to
+        # each worker's start.
+        lane_arrays = {}
+        for p in range(phase.passes):
+            preds = [r for r in reds if phase.reduction_pass[id(r.outvars[0])] == p]
+            if preds and self._lanes_apply(phase, preds):
+                lane_arrays.update({id(r): (self.fresh("ln"), r) for r in preds})
+
+        def allocate_lanes():
+            for ln, r in lane_arrays.values():
+                w(f"{ln} = np.empty({REDUCTION_LANES}, np.{np.dtype(r.outvars[0].aval.dtype).name})")
+        if not par_rows:
+            allocate_lanes()
+        with self.loops(w, K, X, par_rows):
+            if par_rows:
+                allocate_lanes()
             for e in outer:
                 if info[id(e.outvars[0])].stage == 0:
                     self.eqn_statement(w, e, phase)
@@ -364,7 +381,8 @@ class _Generator:
                             v = e.outvars[0]
                             w(f"{self.element(v, info[id(v)].canon)} = {self.scalar_name(v)}")
                     if preds and self._lanes_apply(phase, preds):
-                        self._lane_loops(w, phase, preds, body)
+                        self._lane_loops(w, phase, preds, body,
+                                         {k: ln for k, (ln, _) in lane_arrays.items()})
                     else:
                         with self.loops(w, A, X, False):
                             body()
@@ -386,7 +404,8 @@ class _Generator:
                 and all(r.primitive.name in ("reduce_sum", "reduce_max", "reduce_min")
                         and np.dtype(r.outvars[0].aval.dtype).kind == "f" for r in preds))
 
-    def _lane_loops(self, w, phase: fu.Phase, preds: list[Eqn], body) -> None:
+    def _lane_loops(self, w, phase: fu.Phase, preds: list[Eqn], body,
+                    lane_arrays: dict[int, str]) -> None:
         """A row pass whose reductions run in REDUCTION_LANES independent accumulators.
 
         A float reduction written as one accumulator is a chain of dependent adds that LLVM
@@ -400,11 +419,10 @@ class _Generator:
         n, lanes = X[a], REDUCTION_LANES
         blocked = n - n % lanes
         ib, il = self.fresh("ib"), "il"
-        lane_arrays = {}
-        for r in preds:
-            ln = lane_arrays[id(r)] = self.fresh("ln")
-            w(f"{ln} = np.full({lanes}, "
-              f"{scalar.reduction_init(r.primitive.name, r.outvars[0].aval.dtype)})")
+        with w.block(f"for {il} in range({lanes}):"):
+            for r in preds:
+                init = scalar.reduction_init(r.primitive.name, r.outvars[0].aval.dtype)
+                w(f"{lane_arrays[id(r)]}[{il}] = {init}")
         accs = {k: f"{ln}[{il}]" for k, ln in lane_arrays.items()}
         with w.block(f"for {ib} in range(0, {blocked}, {lanes}):"):
             with w.block(f"for {il} in range({lanes}):"):

@@ -23,7 +23,8 @@ from numba.extending import intrinsic
 from ..fastmath import (erf_f32, exp_f32, expm1_f32, log1p_f32, log_f32,  # noqa: F401
                         logistic_f32, tanh_f32)
 
-_JIT = dict(nogil=True, error_model="numpy", cache=False)
+# forceinline: always inlined into the calling loop (see fastmath.py).
+_JIT = dict(nogil=True, error_model="numpy", cache=False, forceinline=True)
 
 _LN2_F32 = np.float32(math.log(2.0))
 
