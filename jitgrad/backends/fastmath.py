@@ -48,9 +48,9 @@ libm is already accurate there). Callers must not compile these calls with numba
 selects); these functions are not numba's ``inline="always"`` (which re-types their body
 into the caller's IR) for that reason: they are compiled once with their own flags and
 marked ``forceinline`` (LLVM's alwaysinline), so LLVM inlines the machine-level body, which
-keeps the flags. Without the mark LLVM's inliner gave up on them in large loops (a
-softmax row kernel with five exp call sites unrolled over reduction lanes kept 17 calls
-and ran 2.5x slower; tests/test_cpu_fastmath.py checks). The
+keeps the flags. Without the mark LLVM's inliner gave up on them in large functions (a
+softmax row kernel with five exp call sites kept 17 calls after unrolling and ran 2.5x
+slower; tests/test_cpu_fastmath.py checks). The
 ``fast_math`` flag of ``jitgrad.config`` (default on) says whether the CPU backend uses
 them; with it off, kernels keep exact libm.
 

@@ -50,14 +50,13 @@ EXPENSIVE_OPS = frozenset({
     "exp", "exp2", "expm1", "log", "log1p", "tanh", "logistic", "erf", "erfc", "erf_inv",
     "pow", "sin", "cos", "tan", "asin", "acos", "atan", "atan2", "sinh", "cosh", "asinh",
     "acosh", "atanh", "lgamma", "digamma", "cbrt", "logaddexp"})
-# Row reductions (float sum/max/min over a trailing axis) run in this many interleaved
-# accumulators, so that their loops vectorise (``_lane_loops``); LLVM vectorises small
-# constant-trip loops only from 16 iterations on.
-REDUCTION_LANES = 16
+# Row kernels keep expensive values that later passes of the row need in a row buffer of
+# at most this many elements (16 KiB of float32: stays in L1) instead of recomputing them.
+ROW_CACHE_MAX = 4096
 # Leading loops are collapsed into one parallel loop until it has this many iterations.
 PARALLEL_MIN_ITERATIONS = 16
 # Bumped whenever generated code changes meaning; part of the disk-cache key.
-CODEGEN_VERSION = 6
+CODEGEN_VERSION = 8
 
 
 @dataclasses.dataclass(eq=False)
@@ -329,63 +328,70 @@ class _Generator:
         deps = self._deps(phase, phase.eqns)
         inner_ids = {id(e.outvars[0]): e for e in inner}
         n_rows = int(np.prod([X[k] for k in K], dtype=np.int64)) if K else 1
-        par_rows = par and n_rows > 1
-        # Lane accumulators (_lane_loops) are allocated once per call, not per row: before
-        # a serial row loop, or inside a prange body, from where numba hoists np.empty to
-        # each worker's start.
-        lane_arrays = {}
+        passes = []     # per pass: (its reductions, the inner values it writes)
         for p in range(phase.passes):
-            preds = [r for r in reds if phase.reduction_pass[id(r.outvars[0])] == p]
-            if preds and self._lanes_apply(phase, preds):
-                lane_arrays.update({id(r): (self.fresh("ln"), r) for r in preds})
+            passes.append(([r for r in reds if phase.reduction_pass[id(r.outvars[0])] == p],
+                           [e for e in inner if info[id(e.outvars[0])].stage == p
+                            and id(e.outvars[0]) in written]))
 
-        def allocate_lanes():
-            for ln, r in lane_arrays.values():
-                w(f"{ln} = np.empty({REDUCTION_LANES}, np.{np.dtype(r.outvars[0].aval.dtype).name})")
+        def needed_in(p: int, cached: dict[int, int]) -> set[int]:
+            """Inner values pass ``p`` computes; a value in ``cached`` from an earlier
+            pass is read back, not recomputed from its operands."""
+            preds, writes = passes[p]
+            stack = [id(r.invars[0]) for r in preds if isinstance(r.invars[0], Var)]
+            stack += [id(e.outvars[0]) for e in writes]
+            for r in preds:
+                stack.extend(deps[id(r.outvars[0])])
+            needed: set[int] = set()
+            while stack:
+                vid = stack.pop()
+                if vid in needed or vid not in inner_ids:
+                    continue
+                needed.add(vid)
+                if cached.get(vid, p) >= p:
+                    stack.extend(deps[vid])
+            return needed
+        cached = self._row_cache(phase, inner, [needed_in(p, {}) for p in range(phase.passes)])
+        row_buffers = {vid: self.fresh("rc") for vid in cached}
+        par_rows = par and n_rows > 1
+
+        def allocate_row_buffers():
+            for vid, name in row_buffers.items():
+                v = inner_ids[vid].outvars[0]
+                w(f"{name} = np.empty({X[A[0]]}, {scalar.np_type(v.aval.dtype)})")
         if not par_rows:
-            allocate_lanes()
+            allocate_row_buffers()
         with self.loops(w, K, X, par_rows):
             if par_rows:
-                allocate_lanes()
+                # numba hoists np.empty out of the prange loop: once per worker thread
+                allocate_row_buffers()
             for e in outer:
                 if info[id(e.outvars[0])].stage == 0:
                     self.eqn_statement(w, e, phase)
             for p in range(phase.passes):
-                preds = [r for r in reds if phase.reduction_pass[id(r.outvars[0])] == p]
-                writes = [e for e in inner if info[id(e.outvars[0])].stage == p
-                          and id(e.outvars[0]) in written]
-                targets = [r.invars[0] for r in preds if isinstance(r.invars[0], Var)]
-                needed: set[int] = set()
-                stack = [id(v) for v in targets] + [id(e.outvars[0]) for e in writes]
-                for r in preds:
-                    stack.extend(deps[id(r.outvars[0])])
-                while stack:
-                    vid = stack.pop()
-                    if vid in needed or vid not in inner_ids:
-                        continue
-                    needed.add(vid)
-                    stack.extend(deps[vid])
+                preds, writes = passes[p]
+                needed = needed_in(p, cached)
                 if preds or needed:
                     if phase.passes > 1:
                         w(f"# pass {p}")
                     for r in preds:
                         self._init_acc(w, r)
-
-                    def body(accs=None):
+                    with self.loops(w, A, X, False):
                         for e in inner:
-                            if id(e.outvars[0]) in needed:
-                                self.eqn_statement(w, e, phase)
+                            vid = id(e.outvars[0])
+                            if vid not in needed:
+                                continue
+                            if cached.get(vid, p) < p:
+                                w(f"{self.scalar_name(e.outvars[0])} = {row_buffers[vid]}[i{A[0]}]")
+                                continue
+                            self.eqn_statement(w, e, phase)
+                            if vid in cached:
+                                w(f"{row_buffers[vid]}[i{A[0]}] = {self.scalar_name(e.outvars[0])}")
                         for r in preds:
-                            self._accumulate(w, r, phase, acc=accs and accs[id(r)])
+                            self._accumulate(w, r, phase)
                         for e in writes:
                             v = e.outvars[0]
                             w(f"{self.element(v, info[id(v)].canon)} = {self.scalar_name(v)}")
-                    if preds and self._lanes_apply(phase, preds):
-                        self._lane_loops(w, phase, preds, body,
-                                         {k: ln for k, (ln, _) in lane_arrays.items()})
-                    else:
-                        with self.loops(w, A, X, False):
-                            body()
                     for r in preds:
                         self._finish_acc(w, r)
                 for e in outer:
@@ -396,47 +402,22 @@ class _Generator:
                 if id(v) in written:
                     w(f"{self.element(v, info[id(v)].canon)} = {self.scalar_name(v)}")
 
-    def _lanes_apply(self, phase: fu.Phase, preds: list[Eqn]) -> bool:
-        """Whether a row pass reduces in REDUCTION_LANES interleaved accumulators: float
-        sum/max/min over one trailing axis long enough to fill them."""
+    def _row_cache(self, phase: fu.Phase, inner: list[Eqn], needed: list[set[int]]) -> dict[int, int]:
+        """Expensive per-element values (exp, log, tanh...) that several passes of a row
+        need: {value id: the pass that computes them}. That pass also stores them in a row
+        buffer (L1-resident: at most ROW_CACHE_MAX elements) for the later passes to read,
+        instead of computing them again (softmax's backward needs exp(z - max) three times).
+        Only for rows along one axis."""
         X, A = phase.domain, phase.reduce_axes
-        return (len(A) == 1 and A[0] == len(X) - 1 and X[A[0]] >= 2 * REDUCTION_LANES
-                and all(r.primitive.name in ("reduce_sum", "reduce_max", "reduce_min")
-                        and np.dtype(r.outvars[0].aval.dtype).kind == "f" for r in preds))
-
-    def _lane_loops(self, w, phase: fu.Phase, preds: list[Eqn], body,
-                    lane_arrays: dict[int, str]) -> None:
-        """A row pass whose reductions run in REDUCTION_LANES independent accumulators.
-
-        A float reduction written as one accumulator is a chain of dependent adds that LLVM
-        may not reorder (it would change the rounding), so the loop runs at one element per
-        add latency. Element j goes to lane j % L instead: the inner loop over the L lanes
-        has no loop-carried dependency and vectorises; the lanes are folded into the row's
-        accumulator at the end, and the last N % L elements go straight to it. (Summation
-        order differs from a sequential sum, as numpy's pairwise sum does; max/min keep
-        NaN propagation, as each lane and the fold use the same NaN-propagating rule.)"""
-        X, (a,) = phase.domain, phase.reduce_axes
-        n, lanes = X[a], REDUCTION_LANES
-        blocked = n - n % lanes
-        ib, il = self.fresh("ib"), "il"
-        with w.block(f"for {il} in range({lanes}):"):
-            for r in preds:
-                init = scalar.reduction_init(r.primitive.name, r.outvars[0].aval.dtype)
-                w(f"{lane_arrays[id(r)]}[{il}] = {init}")
-        accs = {k: f"{ln}[{il}]" for k, ln in lane_arrays.items()}
-        with w.block(f"for {ib} in range(0, {blocked}, {lanes}):"):
-            with w.block(f"for {il} in range({lanes}):"):
-                w(f"i{a} = {ib} + {il}")
-                body(accs)
-        if blocked < n:
-            with w.block(f"for i{a} in range({blocked}, {n}):"):
-                body()
-        for r in preds:
-            v = r.outvars[0]
-            ln = lane_arrays[id(r)]
-            with w.block(f"for {il} in range({lanes}):"):
-                w(f"{self.scalar_name(v)} = "
-                  f"{scalar.reduction_combine(r.primitive.name, v.aval.dtype, self.scalar_name(v), f'{ln}[{il}]')}")
+        if len(A) != 1 or not 1 < X[A[0]] <= ROW_CACHE_MAX:
+            return {}
+        cached = {}
+        for e in inner:
+            vid = id(e.outvars[0])
+            users = [p for p, n in enumerate(needed) if vid in n]
+            if e.primitive.name in EXPENSIVE_OPS and len(users) > 1:
+                cached[vid] = users[0]
+        return cached
 
     def _init_acc(self, w, r: Eqn) -> None:
         v = r.outvars[0]
@@ -465,7 +446,7 @@ class _Generator:
                 w(f"{best} = {x}")
                 w(f"{acc} = {j}")
         else:
-            w(f"{acc} = {scalar.reduction_combine(name, v.aval.dtype, acc, x)}")
+            w(f"{acc} = {scalar.reduction_combine(name, v.aval.dtype, acc, x, reorderable=True)}")
 
     def _finish_acc(self, w, r: Eqn) -> None:
         v = r.outvars[0]

@@ -16,6 +16,7 @@ import math
 
 import numba
 import numpy as np
+from llvmlite import ir as llvmir
 from numba.core import types
 from numba.extending import intrinsic
 
@@ -163,3 +164,59 @@ def bitcast(typingctx, x, target):
     def codegen(context, builder, signature, args):
         return builder.bitcast(args[0], context.get_value_type(to))
     return sig, codegen
+
+
+# ------------------------------------------------------------------ reduction steps
+# Float reductions fold with these so that LLVM's loop vectoriser turns the loop into
+# vector partial results (8 float32 per ymm register, interleaved), as numpy's own SIMD
+# reductions do. A plain ``acc + x`` chain may not be reordered (it would change the
+# rounding), so the loop runs at one element per add latency and, if it computes anything
+# else, stays scalar. Summation order is then the vector width times LLVM's interleave
+# count of partial sums, folded at the end: like numpy's pairwise sum, not sequential.
+
+def _float_pair(a, b) -> bool:
+    return a == b and isinstance(a, types.Float)
+
+
+@intrinsic
+def radd(typingctx, acc, x):
+    """``acc + x`` that LLVM may reassociate (a sum reduction's step)."""
+    if not _float_pair(acc, x):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.fadd(args[0], args[1], flags=("reassoc",))
+    return acc(acc, x), codegen
+
+
+@intrinsic
+def rmul(typingctx, acc, x):
+    """``acc * x`` that LLVM may reassociate (a product reduction's step)."""
+    if not _float_pair(acc, x):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.fmul(args[0], args[1], flags=("reassoc",))
+    return acc(acc, x), codegen
+
+
+def _llvm_binary(name):
+    """An intrinsic calling LLVM's two-operand float intrinsic ``name`` (llvm.maximum...)."""
+    def typer(typingctx, acc, x):
+        if not _float_pair(acc, x):
+            return None
+
+        def codegen(context, builder, sig, args):
+            t = args[0].type
+            fn = builder.module.declare_intrinsic(name, [t], llvmir.FunctionType(t, [t, t]))
+            return builder.call(fn, args)
+        return acc(acc, x), codegen
+    typer.__name__ = typer.__qualname__ = name.replace(".", "_")
+    return intrinsic(typer)
+
+
+# NaN-propagating maximum/minimum that LLVM vectorises as reductions (vmaxps + a NaN
+# check). They order -0 below +0, where numpy's reduce returns whichever zero its own
+# order meets first.
+rmax = _llvm_binary("llvm.maximum")
+rmin = _llvm_binary("llvm.minimum")

@@ -411,9 +411,17 @@ def reduction_init(name: str, dtype) -> str:
     raise KeyError(name)
 
 
-def reduction_combine(name: str, dtype, acc: str, x: str) -> str:
-    """The expression folding element ``x`` into accumulator ``acc``."""
+_FLOAT_REDUCTION_STEPS = {"reduce_sum": "radd", "reduce_prod": "rmul", "reduce_max": "rmax",
+                          "reduce_min": "rmin"}
+
+
+def reduction_combine(name: str, dtype, acc: str, x: str, reorderable: bool = False) -> str:
+    """The expression folding element ``x`` into accumulator ``acc``. ``reorderable``: the
+    fold may run in any order (a reduction's loop; not a scan or a scatter), so float
+    steps use runtime's radd/rmul/rmax/rmin, which LLVM vectorises."""
     dt = np.dtype(dtype)
+    if reorderable and dt.kind == "f" and name in _FLOAT_REDUCTION_STEPS:
+        return f"rt.{_FLOAT_REDUCTION_STEPS[name]}({acc}, {x})"
     if name in ("reduce_sum", "reduce_prod"):
         op = "+" if name == "reduce_sum" else "*"
         return f"{acc} {op} {x}" if dt.kind == "f" else cast(f"{acc} {op} {x}", dt)
