@@ -147,3 +147,24 @@ def test_kernels_with_nothing_to_compute_still_compile(shape):
     np.testing.assert_array_equal(got[0], np.tanh(x) + 1)
     np.testing.assert_array_equal(got[1], x @ w)
     np.testing.assert_array_equal(got[2], np.sum(x, axis=1))
+
+
+def test_first_jit_call_does_not_import_scipy_linalg():
+    """numba's import-time probe for scipy's BLAS (0.3 s: scipy.linalg, numpy.f2py) is
+    deferred (backends/cpu/numba_startup.py); numba's own check stays in place for when
+    it is needed."""
+    import subprocess
+    import sys
+    code = (
+        "import sys, importlib.util, numpy as np, jitgrad\n"
+        "jitgrad.config.update('cache', False)\n"
+        "out = jitgrad.jit(lambda x: x * 2, backend='cpu')(np.ones(3, np.float32))\n"
+        "assert float(out[1]) == 2.0\n"
+        "from numba.np import arraymath, linalg\n"
+        "assert arraymath.ensure_blas is linalg.ensure_blas\n"
+        "assert arraymath._HAVE_BLAS == (importlib.util.find_spec('scipy') is not None)\n"
+        "print('scipy.linalg' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"

@@ -73,7 +73,9 @@ __all__ = ["exp_f32", "expm1_f32", "log_f32", "log1p_f32", "tanh_f32", "logistic
 VERSION = 1
 
 # error_model="numpy": no ZeroDivisionError checks (they would add branches).
-_JIT = dict(nogil=True, error_model="numpy", cache=False, forceinline=True)
+# cache: compiled once per installation (numba's cache is keyed on this file, which holds
+# every function these call).
+_JIT = dict(nogil=True, error_model="numpy", cache=True, forceinline=True)
 
 _f = np.float32
 _i = np.int32

@@ -25,8 +25,13 @@ from ...core.ir import ClosedIR, Eqn
 from ...core.primitive import CONTROL, ELEMENTWISE, LAYOUT, OPAQUE, REDUCTION
 from ...passes import fusion, fusion_index
 from .. import cache
-from . import codegen, loader, scalar
-from .executable import CpuExecutable
+from . import numba_startup
+
+# Before anything makes numba load its implementations (the BLAS cfuncs, a compile).
+numba_startup.defer_scipy_probe()
+
+from . import codegen, loader, scalar  # noqa: E402
+from .executable import CpuExecutable  # noqa: E402
 
 __all__ = ["compile", "supports", "stats", "kernel_module", "CpuExecutable"]
 
