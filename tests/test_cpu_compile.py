@@ -73,6 +73,44 @@ def test_a_training_step_compiles_one_numba_function():
         assert f"\n    # {g.name}: {g.kind} kernel" in body, g.name
 
 
+def test_entry_takes_its_temporaries_as_one_buffer():
+    """Every array argument costs numba typing, unboxing code and time per call: the
+    entry's temporaries and scratch arrays are views into one uint8 buffer instead."""
+    args = _mlp_args()
+    jf = jit(_mlp_step, backend="cpu")
+    jf(*args)
+    ex = _executable(jf)
+    (seg,) = ex.plan.segments
+    assert seg.temps and seg.temp_bytes >= sum(
+        int(np.prod(v.aval.shape)) * np.dtype(v.aval.dtype).itemsize for v in seg.temps)
+    (sig,) = _dispatchers(ex)["entry0"].signatures
+    assert len(sig) == len(seg.inputs) + len(seg.outputs) + 1
+    assert sig[-1] == numba.types.Array(numba.uint8, 1, "C")
+    body = ex.source.split("def entry0(")[1]
+    assert "np.empty(" not in body and body.count("rt.carve(tbuf, ") >= len(seg.temps)
+
+
+def test_carve_views_bytes_of_the_buffer():
+    from jitgrad.backends.cpu import runtime as rt
+
+    @numba.njit
+    def fill(buf):
+        a = rt.carve(buf, 0, (2, 3), np.float32)
+        b = rt.carve(buf, 64, (4,), np.int64)
+        for i in range(2):
+            for j in range(3):
+                a[i, j] = i * 10 + j
+        for k in range(4):
+            b[k] = -k
+        return a.shape, b.shape
+    buf = np.zeros(128, np.uint8)
+    assert fill(buf) == ((2, 3), (4,))
+    np.testing.assert_array_equal(buf[:24].view(np.float32).reshape(2, 3),
+                                  [[0, 1, 2], [10, 11, 12]])
+    np.testing.assert_array_equal(buf[64:96].view(np.int64), [0, -1, -2, -3])
+    assert not buf[24:64].any() and not buf[96:].any()
+
+
 def jax_leaves(tree):
     return jitgrad.tree.leaves(tree)
 

@@ -134,6 +134,23 @@ def test_ulp_error_over_float32_range(name):
         f"{d[worst]} ulp > bound {ULP_BOUND[name]}")
 
 
+def test_tanh_every_float_near_its_reduction_switches_and_saturation():
+    """tanh_f32 switches k = round(2x / ln2) at x = (k + 1/2) ln2/2 (a different branch of
+    its addition formula on each side) and returns exactly +-1 once k >= 25: every float
+    within 2048 ulp of each switch point and every float in [8, 9.2], both signs."""
+    h = math.log(2) / 2
+    centers = np.array([(k + 0.5) * h for k in range(27)], np.float32).view(np.int32)
+    near = (centers[:, None] + np.arange(-2048, 2048, dtype=np.int32)).ravel()
+    band = np.arange(F32(8.0).view(np.int32), F32(9.2).view(np.int32) + 1, dtype=np.int32)
+    x = np.concatenate([near, band]).view(np.float32)
+    x = np.concatenate([x, -x])
+    got, want = apply("tanh", x), reference("tanh", x)
+    d = ulp_distance(got, want)
+    assert d.max() <= ULP_BOUND["tanh"], f"tanh({x[np.argmax(d)]!r}): {d.max()} ulp"
+    big = np.abs(x) >= 8.4912          # 2|x| / ln2 >= 24.5: k = 25, s +- 1 round to s
+    assert (got[big] == np.sign(x[big])).all()
+
+
 def test_exp_subnormal_results_and_overflow_threshold():
     # exp's results pass through the subnormals on the way to 0.
     x = np.linspace(-104.5, -86.0, 200001, dtype=np.float32)

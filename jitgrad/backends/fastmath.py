@@ -27,8 +27,20 @@ How they work (each docstring gives its measured maximum error):
   log(1 + f) = f - (f^2/2 - s (f^2/2 + R(s^2))) with s = f / (2 + f) and a degree-2
   minimax R (the classic atanh series form); log1p adds the rounding error of 1 + x as
   c / u. Subnormal inputs are scaled by 2^23 first.
-* tanh(x) = sign(x) e / (e + 2) with e = expm1(2|x|), clamped at |x| = 9.1 where it
-  rounds to 1 exactly.
+* tanh: x = k ln2/2 + r with k = round(2x / ln2) and |r| <= ln2/4 (the exp reduction,
+  ln 2 / 2 in one part), tau = tanh(r) = r P(r^2) with a degree-3 minimax P, then the
+  addition formula tanh(k ln2/2 + r) = (T + tau) / (1 + T tau) with T = tanh(k ln2/2) =
+  (s - 1) / (s + 1), s = 2^k from the exponent bits, cleared of its denominator:
+  ((s - 1) + (s + 1) tau) / ((s + 1) + (s - 1) tau), one division. An absolute error in
+  tau reaches the result times 4s / ((s + 1) + (s - 1) tau)^2 (<= 1, ~4 / 2^k for large
+  k, so P and the one-part ln 2 / 2 need only be accurate near k = 0); s - 1 and s + 1
+  are exact up to |k| = 23 (beyond, what they would add is below float32 resolution,
+  and from |k| = 25 the quotient is exactly +-1). It works on signed x (k < 0 gives
+  s < 1), which makes it odd bit for bit with no sign handling; x is clamped to
+  [-9.1, 9.1] only to keep 2^k finite. It replaced sign(x) e / (e + 2), e = expm1(2|x|)
+  (same 2 ulp bound): fewer operations and a shorter dependency chain, ~20% less time
+  in the tanh-GELU kernel. (A rational x P(x^2) / Q(x^2), the XLA/Eigen form, degree 9/8,
+  is ~7% faster still but 5 ulp off near 1: the roundings in P and Q are not damped.)
 * logistic: e = exp(-|x|); 1 / (1 + e) for x >= 0 and e / (1 + e) otherwise (the
   reference's stable form: no overflow, subnormal results where they belong).
 * erf: |x| < 1: x + x P(x^2) (degree 6); 1 <= |x| < 4: 1 - exp(Q(|x| - 1)) where Q
@@ -70,7 +82,7 @@ __all__ = ["exp_f32", "expm1_f32", "log_f32", "log1p_f32", "tanh_f32", "logistic
 
 # Bump when any function's numerics change: callers that cache compiled kernels on disk
 # should put it in their cache key (numba's cache does not track callees' sources).
-VERSION = 1
+VERSION = 2        # 2: tanh_f32 by the addition formula (numerics changed)
 
 # error_model="numpy": no ZeroDivisionError checks (they would add branches).
 # cache: compiled once per installation (numba's cache is keyed on this file, which holds
@@ -155,7 +167,15 @@ _MANT = _i(0x007FFFFF)
 _SMALLEST_NORMAL = _f(2.0 ** -126)
 _TWO23 = _f(2.0 ** 23)
 
-_TANH_CLAMP = _f(9.1)    # tanh(x) rounds to 1 for |x| > 9.011; e / (e + 2) is exactly 1 here
+# tanh: |x| <= 9.1 keeps k <= 27 (2^k finite); tanh(x) rounds to 1 for |x| > 9.011.
+_TANH_CLAMP = _f(9.1)
+_TWO_LOG2E = _f(2.0 * 1.4426950408889634)
+_LN2_HALF = _f(0.6931471805599453 / 2)   # 1e-9 off; k times that is damped in tanh_f32
+# 1.5 * 2^23 + 127: after y = fma(x, 2/ln2, this) the low mantissa bits of y hold k + 127,
+# so y's bits shifted left by 23 are 2^k, and y - this = k.
+_ROUND_POW2 = _f(12582912.0 + 127.0)
+# tanh(r)/r - 1 as a polynomial in r^2 on |r| <= ln2/4 (0.003 ulp)
+_H1, _H2, _H3 = _f(-0.33333322405815125), _f(0.1333114206790924), _f(-0.05271520838141441)
 
 # erf(x)/x - 1 as a polynomial in x^2 on [0, 1] (0.024 ulp)
 _S0, _S1, _S2, _S3, _S4, _S5, _S6 = (
@@ -321,17 +341,25 @@ def log1p_f32(x):
 
 @numba.njit(**_JIT)
 def tanh_f32(x):
-    """Hyperbolic tangent in float32. Max error 2 ulp (measured over all 2^32 inputs).
+    """Hyperbolic tangent in float32. Max error 2 ulp (measured over all 2^32 inputs),
+    odd bit for bit.
 
-    Exactly +-1 for |x| > 9.1 (where the float32 result rounds to 1 anyway), odd (keeps
-    the sign of zero), NaN -> NaN.
+    Exactly +-1 for |x| >= 8.491 (tanh rounds to 1 from |x| = 9.011 on; in between 1 is
+    at most 1.4 ulp off), keeps the sign of zero, subnormal inputs give themselves,
+    NaN -> NaN.
     """
-    ax = abs(x)
-    a = _TANH_CLAMP if ax > _TANH_CLAMP else ax     # NaN passes through (see exp_f32)
-    kf, u = _expm1_parts(a + a)            # k <= 27: 2^k needs no overflow care
-    s = _pow2(kf)
-    e = _fma(s, u, s - _ONE)               # expm1(2|x|)
-    return _copysign(e / (e + _TWO), x)
+    # Clamp to [-9.1, 9.1]; both selects pass NaN through (see exp_f32).
+    a = -_TANH_CLAMP if x < -_TANH_CLAMP else x
+    a = _TANH_CLAMP if a > _TANH_CLAMP else a
+    y = _fma(a, _TWO_LOG2E, _ROUND_POW2)   # k = round(2a / ln2), |k| <= 27
+    kf = y - _ROUND_POW2
+    s = _from_bits(_bits(y) << 23)         # 2^k (NaN a: 0, and NaN flows on through r)
+    r = _fma(kf, -_LN2_HALF, a)            # a = k ln2/2 + r, |r| <= ln2/4, no cancellation
+    w = r * r
+    tau = r * _fma(_fma(_fma(_H3, w, _H2), w, _H1), w, _ONE)   # tanh(r); -0 stays -0
+    m = _ONE - s                           # -(s - 1), exact; -m is -0 for k = 0, which
+    sp = s + _ONE                          # keeps tanh(-0) = -0 (+0 + -0 would give +0)
+    return _fma(sp, tau, -m) / _fma(-m, tau, sp)
 
 
 @numba.njit(**_JIT)

@@ -53,10 +53,12 @@ EXPENSIVE_OPS = frozenset({
 # Row kernels keep expensive values that later passes of the row need in a row buffer of
 # at most this many elements (16 KiB of float32: stays in L1) instead of recomputing them.
 ROW_CACHE_MAX = 4096
+# Alignment (bytes) of each array in an entry's temp buffer.
+TEMP_ALIGN = 64
 # Leading loops are collapsed into one parallel loop until it has this many iterations.
 PARALLEL_MIN_ITERATIONS = 16
 # Bumped whenever generated code changes meaning; part of the disk-cache key.
-CODEGEN_VERSION = 8
+CODEGEN_VERSION = 9
 
 
 @dataclasses.dataclass(eq=False)
@@ -68,6 +70,9 @@ class KernelSegment:
     inputs: list[Var]
     outputs: list[Var]
     temps: list[Var]
+    # Bytes of the one uint8 buffer the entry takes last (0: none): its temporaries and
+    # scratch arrays are views into it (``_Generator.entry``).
+    temp_bytes: int = 0
 
 
 @dataclasses.dataclass(eq=False)
@@ -178,6 +183,29 @@ class _Generator:
         self.tmp = 0
         self.uses_blas = any(e.primitive.name == "dot_general" and is_blas_dot(e)
                              for g in fused.groups for e in g.eqns)
+        # While an entry's body is generated: the bytes of its temp buffer used so far
+        # (scratch arrays are carved from it); None in a separate kernel function.
+        self.temp_used: int | None = None
+
+    def carve(self, shape, dtype) -> str | None:
+        """An expression for a scratch array of ``shape``/``dtype`` in the entry's temp
+        buffer (one argument instead of one per array: numba unboxes, types and wraps every
+        argument), or None outside an entry."""
+        if self.temp_used is None:
+            return None
+        shape = tuple(int(d) for d in shape)
+        off = self.temp_used
+        n = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+        # At least one block even for an empty array: the entry then has a buffer to view.
+        self.temp_used += max(1, -(-n // TEMP_ALIGN)) * TEMP_ALIGN
+        return f"rt.carve(tbuf, {off}, {shape!r}, {scalar.np_type(dtype)})"
+
+    def scratch(self, w, name: str, shape, dtype) -> None:
+        """``name = <uninitialised array>``: from the temp buffer, else ``np.empty``."""
+        expr = self.carve(shape, dtype)
+        if expr is None:
+            expr = f"np.empty({tuple(int(d) for d in shape)!r}, {scalar.np_type(dtype)})"
+        w(f"{name} = {expr}")
 
     # -- naming
     def buffer_name(self, var: Var) -> str:
@@ -355,16 +383,19 @@ class _Generator:
         row_buffers = {vid: self.fresh("rc") for vid in cached}
         par_rows = par and n_rows > 1
 
-        def allocate_row_buffers():
+        def allocate_row_buffers(per_thread: bool):
             for vid, name in row_buffers.items():
-                v = inner_ids[vid].outvars[0]
-                w(f"{name} = np.empty({X[A[0]]}, {scalar.np_type(v.aval.dtype)})")
+                dtype = inner_ids[vid].outvars[0].aval.dtype
+                if per_thread:
+                    # numba hoists np.empty out of the prange loop: once per worker thread
+                    w(f"{name} = np.empty({X[A[0]]}, {scalar.np_type(dtype)})")
+                else:
+                    self.scratch(w, name, (X[A[0]],), dtype)
         if not par_rows:
-            allocate_row_buffers()
+            allocate_row_buffers(False)
         with self.loops(w, K, X, par_rows):
             if par_rows:
-                # numba hoists np.empty out of the prange loop: once per worker thread
-                allocate_row_buffers()
+                allocate_row_buffers(True)
             for e in outer:
                 if info[id(e.outvars[0])].stage == 0:
                     self.eqn_statement(w, e, phase)
@@ -469,12 +500,11 @@ class _Generator:
                 acc = self.buffer_name(v)
             else:
                 acc = f"a_{name}"
-                dt = "np.int64" if arg else scalar.np_type(v.aval.dtype)
-                w(f"{acc} = np.empty({kshape}, {dt})")
+                self.scratch(w, acc, kshape, np.int64 if arg else v.aval.dtype)
             best = None
             if arg:
                 best = f"m_{name}"
-                w(f"{best} = np.empty({kshape}, {scalar.np_type(r.invars[0].aval.dtype)})")
+                self.scratch(w, best, kshape, r.invars[0].aval.dtype)
             accs[id(v)] = (acc, best, kidx)
         n_rows = int(np.prod(kshape, dtype=np.int64)) if kshape else 1
         kpar = par and n_rows > 1
@@ -591,7 +621,7 @@ class _Generator:
         # Copy into a contiguous array, reading through any layout ops.
         ctx = _Reads(self, None)
         t = self.fresh("op")
-        w(f"{t} = np.empty({tuple(sizes)}, {scalar.np_type(var.aval.dtype)})")
+        self.scratch(w, t, sizes, var.aval.dtype)
         cs = [f"c{k}" for k in range(len(groups))]
         with w.counted_loops(cs, sizes):
             idx = ["0"] * var.aval.ndim
@@ -894,30 +924,44 @@ class _Generator:
             outputs = [v for k, v in produced.items() if k in later_reads]
             temps = [v for k, v in produced.items() if k not in later_reads]
             entry = f"entry{si}"
-            segments.append(KernelSegment(entry, run, inputs, outputs, temps))
-            pieces.append(self.entry(entry, run, inputs, outputs, temps, separate))
+            src, temp_bytes = self.entry(entry, run, inputs, outputs, temps, separate)
+            segments.append(KernelSegment(entry, run, inputs, outputs, temps, temp_bytes))
+            pieces.append(src)
         source = "\n\n\n".join(pieces) + "\n"
         return ModulePlan(source, segments, self.uses_blas)
 
-    def entry(self, name, run, inputs, outputs, temps, separate) -> str:
+    def entry(self, name, run, inputs, outputs, temps, separate) -> tuple[str, int]:
+        """(source of entry ``name``, bytes of its temp buffer). Temporaries and scratch
+        arrays are views into one uint8 buffer argument ``tbuf``: every array argument
+        costs numba typing, unboxing code in the Python wrapper (about 15 ms of compile
+        each) and time per call."""
         def typ(v: Var, ro: bool) -> str:
             return f"_A({scalar.nb_type(v.aval.dtype)}, {v.aval.ndim}{', True' if ro else ''})"
-        sig = ", ".join([typ(v, True) for v in inputs] + [typ(v, False) for v in outputs + temps])
+        self.temp_used = 0
+        body = _Writer()
+        body.depth = 1
+        for v in temps:
+            body(f"{self.buffer_name(v)} = {self.carve(v.aval.shape, v.aval.dtype)}")
+        for g in run:
+            body("")
+            body(f"# {g.name}: {self.summary(g)}")
+            if g.index in separate:
+                body(f"{g.name}({', '.join(self.buffer_name(v) for v in separate[g.index])})")
+            else:
+                self.kernel_body(body, g)
+        temp_bytes, self.temp_used = self.temp_used, None
+        sig = [typ(v, True) for v in inputs] + [typ(v, False) for v in outputs]
+        params = [self.buffer_name(v) for v in inputs + outputs]
+        if temp_bytes:
+            sig.append("_A(nb.uint8, 1)")
+            params.append("tbuf")
         w = _Writer()
         # No cfunc wrapper: entries are only called from Python, and that wrapper (unboxing
         # every array argument again) costs ~5% of the compile.
-        w(f"@nb.njit(nb.void({sig}), cache=_CACHE, no_cfunc_wrapper=True, **_OPTS)")
-        params = [self.buffer_name(v) for v in inputs + outputs + temps]
+        w(f"@nb.njit(nb.void({', '.join(sig)}), cache=_CACHE, no_cfunc_wrapper=True, **_OPTS)")
         with w.block(f"def {name}({', '.join(params)}):"):
             w(f'"""Runs {", ".join(g.name for g in run)} in order."""')
-            for g in run:
-                w("")
-                w(f"# {g.name}: {self.summary(g)}")
-                if g.index in separate:
-                    w(f"{g.name}({', '.join(self.buffer_name(v) for v in separate[g.index])})")
-                else:
-                    self.kernel_body(w, g)
-        return w.text()
+        return w.text() + "\n" + body.text(), temp_bytes
 
 
 def module_header(fused: fu.FusedProgram) -> str:

@@ -94,7 +94,8 @@ class CpuExecutable:
                 allocs = [functools.partial(buffers.empty if buffers.pooled(s, d) else np.empty,
                                             s, d)
                           for s, d in ((v.aval.shape, np.dtype(v.aval.dtype)) for v in seg.outputs)]
-                pool = _TempPool([(v.aval.shape, np.dtype(v.aval.dtype)) for v in seg.temps])
+                # The entry's temporaries and scratch arrays: views into one byte buffer.
+                pool = _TempPool([((seg.temp_bytes,), np.dtype(np.uint8))] if seg.temp_bytes else [])
                 self._steps.append(("kernels", fn, seg, allocs, pool))
             else:
                 self._steps.append(("fallback", seg))
@@ -247,11 +248,12 @@ class CpuExecutable:
             if step[0] == "kernels":
                 _, fn, seg, allocs, pool = step
                 outs = [alloc() for alloc in allocs]
-                temps = pool.acquire()
+                temps = pool.acquire() if pool.specs else ()
                 try:
                     fn(*[env[id(v)] for v in seg.inputs], *outs, *temps)
                 finally:
-                    pool.release(temps)
+                    if pool.specs:
+                        pool.release(temps)
                 for v, o in zip(seg.outputs, outs):
                     env[id(v)] = o
             else:

@@ -171,6 +171,43 @@ def bitcast(typingctx, x, target):
     return sig, codegen
 
 
+@intrinsic
+def carve(typingctx, buf, offset, shape, dtype):
+    """A C-contiguous ``dtype`` array of static ``shape`` (a tuple of ints) viewing the bytes
+    of uint8 buffer ``buf`` from ``offset``: how an entry takes all its temporaries in one
+    argument. Builds the array struct directly (``buf[a:b].view(t).reshape(s)`` lowers to
+    far more code: bounds, contiguity and size checks with their error paths). The caller
+    guarantees the bytes are there (codegen lays the buffer out)."""
+    if not (isinstance(buf, types.Array) and buf.dtype == types.uint8 and buf.ndim == 1
+            and isinstance(offset, types.Integer) and isinstance(shape, types.BaseTuple)
+            and all(isinstance(t, types.Integer) for t in shape.types)
+            and isinstance(dtype, types.NumberClass)):
+        return None
+    ndim = len(shape.types)
+    aryty = types.Array(dtype.instance_type, ndim, "C")
+    sig = aryty(buf, offset, shape, dtype)
+
+    def codegen(context, builder, signature, args):
+        from numba.core import cgutils
+        from numba.np.arrayobj import make_array, populate_array
+        from numba.core.imputils import impl_ret_borrowed
+        src = make_array(signature.args[0])(context, builder, args[0])
+        out = make_array(aryty)(context, builder)
+        intp = context.get_value_type(types.intp)
+        itemsize = context.get_abi_sizeof(context.get_data_type(aryty.dtype))
+        dims = [builder.sext(d, intp) if d.type.width < intp.width else d
+                for d in cgutils.unpack_tuple(builder, args[2], ndim)]
+        strides, acc = [], intp(itemsize)
+        for d in reversed(dims):
+            strides.insert(0, acc)
+            acc = builder.mul(acc, d)
+        data = builder.bitcast(builder.gep(src.data, [args[1]]), out.data.type)
+        populate_array(out, data=data, shape=dims, strides=strides, itemsize=intp(itemsize),
+                       meminfo=src.meminfo, parent=src.parent)
+        return impl_ret_borrowed(context, builder, aryty, out._getvalue())
+    return sig, codegen
+
+
 # ------------------------------------------------------------------ reduction steps
 # Float reductions fold with these so that LLVM's loop vectoriser turns the loop into
 # vector partial results (8 float32 per ymm register, interleaved), as numpy's own SIMD
