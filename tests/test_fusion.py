@@ -261,3 +261,19 @@ def test_a_broadcast_output_never_joins_an_empty_iteration_space():
     out = jitgrad.jit(lambda a, b: (a * 2, b * 3), backend="cpu")(
         np.zeros(0, np.float32), np.ones(1, np.float32))
     np.testing.assert_array_equal(np.asarray(out[1]), [3.0])
+
+
+def test_an_absorbed_producer_leaves_the_dependency_graph():
+    # Normalising rows of an empty (0, 2) array: the per-row statistics (shape (0, 1))
+    # cannot join the empty row loops, form kernels of their own that read a reduction,
+    # and are then absorbed into their one reader. Absorbed, a kernel must no longer wait
+    # for its inputs' kernels (it was once scheduled anyway: "fusion made a cycle").
+    def normalize(x):
+        mu = jnp.mean(x, axis=-1, keepdims=True)
+        var = jnp.mean(jnp.square(x - mu), axis=-1, keepdims=True)
+        return (x - mu) / jnp.sqrt(var + 1.0)
+    x = np.zeros((0, 2), np.float32)
+    fp = fused(normalize, x)
+    assert all(g.phases for g in fp.groups), str(fp)
+    out = jitgrad.jit(normalize, backend="cpu")(x)
+    assert np.asarray(out).shape == (0, 2)

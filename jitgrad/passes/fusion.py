@@ -777,6 +777,7 @@ class _Fuser:
                 ds.discard(P.index)
                 ds.add(G.index)
         self.deps[G.index].discard(G.index)
+        self.deps[P.index] = set()   # gone: nothing waits for it, it waits for nothing
         self.removed.add(P.index)
         return True
 
