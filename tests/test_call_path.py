@@ -280,6 +280,18 @@ def test_donation_is_safe_for_non_elementwise_reads(fun):
         np.testing.assert_allclose(np.asarray(f(a)), expected, rtol=2e-5, atol=2e-4)
 
 
+def test_donation_never_gives_a_matmul_its_own_operand_as_output():
+    # The matmul's raw product is computed in the output's buffer and its epilogue then
+    # runs in place: that buffer must not be the donated operand, which the GEMM reads.
+    w = np.random.default_rng(3).standard_normal((256, 256)).astype(np.float32) / 16
+    fun = lambda a: jnp.maximum(a @ w + 1, 0)   # noqa: E731
+    f = jitgrad.jit(fun, backend="cpu", donate_argnums=0)
+    for i in range(3):
+        a = _arr(20 + i).reshape(128, 256) * 1
+        expected = np.asarray(_ref(fun, a))
+        np.testing.assert_allclose(np.asarray(f(a)), expected, rtol=2e-5, atol=2e-4)
+
+
 def test_donation_ignored_under_an_outer_trace():
     inner = jitgrad.jit(lambda a: a * 2, backend="cpu", donate_argnums=0)
     outer = jitgrad.jit(lambda a: inner(a) + 1, backend="cpu")

@@ -90,6 +90,25 @@ def test_entry_takes_its_temporaries_as_one_buffer():
     assert "np.empty(" not in body and body.count("rt.carve(tbuf, ") >= len(seg.temps)
 
 
+def test_matmul_product_is_computed_in_the_output_buffer():
+    """relu(x @ w + b): BLAS writes the product into the output, the epilogue rewrites it
+    in place; no temporary, no temp buffer argument."""
+    rng = np.random.default_rng(1)
+    x, w = rng.standard_normal((64, 32)).astype(F32), rng.standard_normal((32, 48)).astype(F32)
+    b = rng.standard_normal(48).astype(F32)
+
+    def dense(x, w, b):
+        return jnp.maximum(x @ w + b, 0)
+    jf = jit(dense, backend="cpu")
+    np.testing.assert_allclose(np.asarray(jf(x, w, b)), np.maximum(x @ w + b, 0), rtol=1e-5,
+                               atol=1e-5)
+    ex = _executable(jf)
+    (seg,) = ex.plan.segments
+    assert seg.temps == [] and seg.temp_bytes == 0
+    out = ex.fused.names[id(seg.outputs[0])]
+    assert f"blas.gemm(b_a, b_b, b_{out})" in ex.source
+
+
 def test_carve_views_bytes_of_the_buffer():
     from jitgrad.backends.cpu import runtime as rt
 

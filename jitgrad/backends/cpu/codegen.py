@@ -30,6 +30,7 @@ import re
 import numpy as np
 
 from ...core.ir import Eqn, Literal, Var
+from ...core.primitive import ELEMENTWISE
 from ...passes import fusion as fu
 from ...passes import fusion_index as fi
 from . import scalar
@@ -58,7 +59,7 @@ TEMP_ALIGN = 64
 # Leading loops are collapsed into one parallel loop until it has this many iterations.
 PARALLEL_MIN_ITERATIONS = 16
 # Bumped whenever generated code changes meaning; part of the disk-cache key.
-CODEGEN_VERSION = 9
+CODEGEN_VERSION = 10
 
 
 @dataclasses.dataclass(eq=False)
@@ -93,6 +94,9 @@ class ModulePlan:
     source: str
     segments: list
     uses_blas: bool
+    # Variables whose buffer an intermediate of their kernel is computed in first
+    # (shared_buffers): never written into a donated input's buffer.
+    buffer_hosts: set[int] = dataclasses.field(default_factory=set)
 
 
 def is_blas_dot(eqn: Eqn) -> bool:
@@ -101,6 +105,61 @@ def is_blas_dot(eqn: Eqn) -> bool:
     out = eqn.outvars[0].aval.dtype
     return (lhs.aval.dtype == rhs.aval.dtype == out and np.dtype(out) in
             (np.dtype(np.float32), np.dtype(np.float64)))
+
+
+def _reads(phase, a: Var) -> bool:
+    """Whether a phase reads variable ``a`` (from memory, in an equation or through a view)."""
+    if id(a) in phase.reads:
+        return True
+    return any(any(v is a for v in e.invars) for e in list(phase.eqns) + list(phase.views.values()))
+
+
+def writes_in_place(group: fu.Group, a: Var, o: Var) -> bool:
+    """Whether kernel ``group`` may write ``o`` over ``a``'s buffer: the loop phase that
+    computes ``o`` is the last phase to read ``a``, and there both are read and written
+    only at one shared loop index, so every load of an iteration precedes its stores: an
+    elementwise loop (no reductions, no views of ``a``) over exactly their shape, every axis
+    longer than 1 (size-1 axes have no loop; rank-0 values are computed ahead of it)."""
+    phases = group.phases
+    writer = next((i for i, p in enumerate(phases)
+                   if any(v is o for e in p.eqns for v in e.outvars)), None)
+    if writer is None or any(_reads(p, a) for p in phases[writer + 1:]):
+        return False
+    p = phases[writer]
+    if p.kind != "loop" or p.reduce_axes or tuple(p.domain) != tuple(a.aval.shape) \
+            or tuple(o.aval.shape) != tuple(p.domain) or not p.domain or min(p.domain) < 2:
+        return False
+    if any(any(v is a for v in e.invars) for e in p.views.values()):
+        return False
+    for e in p.eqns:
+        if any(v is a for v in e.invars) and e.primitive.kind != ELEMENTWISE:
+            return False
+        if any(v is o for v in e.outvars) and e.primitive.kind != ELEMENTWISE:
+            return False
+    return True
+
+
+def shared_buffers(fused: fu.FusedProgram) -> dict[int, Var]:
+    """Intermediates that live inside one kernel and can be computed in the buffer of a
+    value the kernel writes later: {id of the intermediate: the variable whose buffer it
+    uses}. A matmul's raw product, for one, goes straight into the output its epilogue
+    (bias, activation) then rewrites in place: no temporary, half the epilogue's memory
+    traffic. Each buffer serves one intermediate; chains resolve in ``buffer_name``."""
+    shared: dict[int, Var] = {}
+    for g in fused.groups:
+        if g.kind == fu.FALLBACK_GROUP:
+            continue
+        taken: set[int] = set()
+        for a in g.internal:
+            for o in list(g.outputs) + list(g.internal):
+                if o is a or id(o) in taken or o.aval.shape != a.aval.shape or \
+                        o.aval.dtype != a.aval.dtype:
+                    continue
+                if writes_in_place(g, a, o):
+                    shared[id(a)] = o
+                    taken.add(id(o))
+                    break
+    return shared
 
 
 class _Writer:
@@ -186,6 +245,9 @@ class _Generator:
         # While an entry's body is generated: the bytes of its temp buffer used so far
         # (scratch arrays are carved from it); None in a separate kernel function.
         self.temp_used: int | None = None
+        # Intermediates computed in another variable's buffer (shared_buffers); none in
+        # a profiling module, whose kernels are called with every buffer of their own.
+        self.shared: dict[int, Var] = {}
 
     def carve(self, shape, dtype) -> str | None:
         """An expression for a scratch array of ``shape``/``dtype`` in the entry's temp
@@ -209,6 +271,8 @@ class _Generator:
 
     # -- naming
     def buffer_name(self, var: Var) -> str:
+        while id(var) in self.shared:
+            var = self.shared[id(var)]
         return f"b_{self.names[id(var)]}"
 
     def scalar_name(self, var: Var) -> str:
@@ -859,7 +923,8 @@ class _Generator:
         """(source of a separate kernel function, its parameters in order): for kernels
         with parallel loops, which numba compiles with ``parallel=True``, and for every
         kernel of a profiling module (``callable_from_python``)."""
-        params = list(group.inputs) + list(group.outputs) + list(group.internal)
+        params = list(group.inputs) + list(group.outputs) + \
+            [v for v in group.internal if id(v) not in self.shared]
         w = _Writer()
         flags = "parallel=True, " if self.kernel_parallel(group) else ""
         if not callable_from_python:
@@ -879,6 +944,7 @@ class _Generator:
                 if g.kind != fu.FALLBACK_GROUP:
                     pieces.append(self.kernel(g, callable_from_python=True)[0])
             return ModulePlan("\n\n\n".join(pieces) + "\n", [], self.uses_blas)
+        self.shared = shared_buffers(self.fused)
         # Serial kernels are written inline into their segment's entry (one numba function
         # per segment: numba compiles each function separately, and a callee is compiled,
         # wrapped and optimised on its own and then again inside its caller). Kernels with
@@ -914,7 +980,8 @@ class _Generator:
                 for v in g.inputs:
                     reads.setdefault(id(v), v)
                 for v in g.outputs + g.internal:
-                    produced[id(v)] = v
+                    if id(v) not in self.shared:
+                        produced[id(v)] = v
             later_reads: set[int] = set(out_ids)
             for later in runs[si + 1:]:
                 gs = [later] if isinstance(later, fu.Group) else later
@@ -928,7 +995,8 @@ class _Generator:
             segments.append(KernelSegment(entry, run, inputs, outputs, temps, temp_bytes))
             pieces.append(src)
         source = "\n\n\n".join(pieces) + "\n"
-        return ModulePlan(source, segments, self.uses_blas)
+        return ModulePlan(source, segments, self.uses_blas,
+                          {id(v) for v in self.shared.values()})
 
     def entry(self, name, run, inputs, outputs, temps, separate) -> tuple[str, int]:
         """(source of entry ``name``, bytes of its temp buffer). Temporaries and scratch

@@ -8,43 +8,10 @@ import functools
 import numpy as np
 
 from ...core.ir import ClosedIR, Literal, Var
-from ...core.primitive import ELEMENTWISE
 from ...core.trace import to_numpy
 from ...passes.fusion import FusedProgram
 from ..buffers import host_pool
-from .codegen import FallbackSegment, KernelSegment, ModulePlan
-
-
-def _uses(phase, a: Var) -> bool:
-    """Whether a phase reads variable ``a`` (from memory, in an equation or through a view)."""
-    if id(a) in phase.reads:
-        return True
-    return any(any(v is a for v in e.invars) for e in list(phase.eqns) + list(phase.views.values()))
-
-
-def _same_index(group, a: Var, o: Var) -> bool:
-    """Whether kernel ``group`` may write ``o`` over ``a``'s buffer: the loop phase that
-    computes ``o`` is the last phase to read ``a``, and there both are read and written
-    only at one shared loop index, so every load of an iteration precedes its stores: an
-    elementwise loop (no reductions, no views of ``a``) over exactly their shape, every axis
-    longer than 1 (size-1 axes have no loop; rank-0 values are computed ahead of it)."""
-    phases = group.phases
-    writer = next((i for i, p in enumerate(phases)
-                   if any(v is o for e in p.eqns for v in e.outvars)), None)
-    if writer is None or any(_uses(p, a) for p in phases[writer + 1:]):
-        return False
-    p = phases[writer]
-    if p.kind != "loop" or p.reduce_axes or tuple(p.domain) != tuple(a.aval.shape) \
-            or tuple(o.aval.shape) != tuple(p.domain) or not p.domain or min(p.domain) < 2:
-        return False
-    if any(any(v is a for v in e.invars) for e in p.views.values()):
-        return False
-    for e in p.eqns:
-        if any(v is a for v in e.invars) and e.primitive.kind != ELEMENTWISE:
-            return False
-        if any(v is o for v in e.outvars) and e.primitive.kind != ELEMENTWISE:
-            return False
-    return True
+from .codegen import FallbackSegment, KernelSegment, ModulePlan, writes_in_place
 
 
 class _TempPool:
@@ -216,13 +183,15 @@ class CpuExecutable:
             readers = [gi for gi, g in enumerate(groups) if any(v is a for v in g.inputs)]
             last_read = max(readers, default=-1)
             for j, o in enumerate(seg.outputs):
+                if id(o) in self.plan.buffer_hosts:
+                    continue   # its kernel writes an intermediate there first
                 if j in taken or o.aval.shape != a.aval.shape or \
                         np.dtype(o.aval.dtype) != np.dtype(a.aval.dtype):
                     continue
                 w = writer.get(id(o))
                 if w is None:
                     continue
-                if last_read < w or (last_read == w and _same_index(groups[w], a, o)):
+                if last_read < w or (last_read == w and writes_in_place(groups[w], a, o)):
                     plan[i] = j
                     taken.add(j)
                     break
