@@ -216,49 +216,38 @@ def carve(typingctx, buf, offset, shape, dtype):
 # else, stays scalar. Summation order is then the vector width times LLVM's interleave
 # count of partial sums, folded at the end: like numpy's pairwise sum, not sequential.
 
-def _float_pair(a, b) -> bool:
-    return a == b and isinstance(a, types.Float)
-
-
-@intrinsic
-def radd(typingctx, acc, x):
-    """``acc + x`` that LLVM may reassociate (a sum reduction's step)."""
-    if not _float_pair(acc, x):
-        return None
-
-    def codegen(context, builder, sig, args):
-        return builder.fadd(args[0], args[1], flags=("reassoc",))
-    return acc(acc, x), codegen
-
-
-@intrinsic
-def rmul(typingctx, acc, x):
-    """``acc * x`` that LLVM may reassociate (a product reduction's step)."""
-    if not _float_pair(acc, x):
-        return None
-
-    def codegen(context, builder, sig, args):
-        return builder.fmul(args[0], args[1], flags=("reassoc",))
-    return acc(acc, x), codegen
-
-
-def _llvm_binary(name):
-    """An intrinsic calling LLVM's two-operand float intrinsic ``name`` (llvm.maximum...)."""
+def _reduction_step(name: str, doc: str, emit):
+    """An intrinsic ``name(acc, x)`` on two floats of one type whose LLVM instruction
+    ``emit(builder, acc, x)`` writes."""
     def typer(typingctx, acc, x):
-        if not _float_pair(acc, x):
+        if not (acc == x and isinstance(acc, types.Float)):
             return None
 
         def codegen(context, builder, sig, args):
-            t = args[0].type
-            fn = builder.module.declare_intrinsic(name, [t], llvmir.FunctionType(t, [t, t]))
-            return builder.call(fn, args)
+            return emit(builder, *args)
         return acc(acc, x), codegen
-    typer.__name__ = typer.__qualname__ = name.replace(".", "_")
+    typer.__name__ = typer.__qualname__ = name
+    typer.__doc__ = doc
     return intrinsic(typer)
 
 
+def _llvm_intrinsic(name: str):
+    """``emit`` for a call of LLVM's two-operand float intrinsic ``name``."""
+    def emit(builder, a, b):
+        fn = builder.module.declare_intrinsic(name, [a.type],
+                                              llvmir.FunctionType(a.type, [a.type, a.type]))
+        return builder.call(fn, [a, b])
+    return emit
+
+
+radd = _reduction_step("radd", "``acc + x`` that LLVM may reassociate (a sum's step).",
+                       lambda b, acc, x: b.fadd(acc, x, flags=("reassoc",)))
+rmul = _reduction_step("rmul", "``acc * x`` that LLVM may reassociate (a product's step).",
+                       lambda b, acc, x: b.fmul(acc, x, flags=("reassoc",)))
 # NaN-propagating maximum/minimum that LLVM vectorises as reductions (vmaxps + a NaN
 # check). They order -0 below +0, where numpy's reduce returns whichever zero its own
 # order meets first.
-rmax = _llvm_binary("llvm.maximum")
-rmin = _llvm_binary("llvm.minimum")
+rmax = _reduction_step("rmax", "NaN-propagating max(acc, x) (llvm.maximum).",
+                       _llvm_intrinsic("llvm.maximum"))
+rmin = _reduction_step("rmin", "NaN-propagating min(acc, x) (llvm.minimum).",
+                       _llvm_intrinsic("llvm.minimum"))
