@@ -589,7 +589,7 @@ def test_generated_source_is_readable_and_named():
     ex = executable_of(jf)
     # Serial kernels are blocks of the entry, under a header naming what they fuse.
     assert "# k0_dot_add_max: matmul kernel" in ex.source
-    assert "def entry0(" in ex.source and "blas.gemm(" in ex.source   # numpy's own BLAS, called directly
+    assert "def entry0(" in ex.source and "blas.gemm_static(" in ex.source  # numpy's BLAS, directly
     assert "prange" not in ex.source.split("# k0_dot_add_max")[1]   # small: serial
     assert "k0_dot_add_max" in str(ex.fused)
 

@@ -106,7 +106,7 @@ def test_matmul_product_is_computed_in_the_output_buffer():
     (seg,) = ex.plan.segments
     assert seg.temps == [] and seg.temp_bytes == 0
     out = ex.fused.names[id(seg.outputs[0])]
-    assert f"blas.gemm(b_a, b_b, b_{out})" in ex.source
+    assert f"blas.gemm_static(b_a, b_b, b_{out})" in ex.source
 
 
 def test_carve_views_bytes_of_the_buffer():
@@ -225,3 +225,20 @@ def test_first_jit_call_does_not_import_scipy_linalg():
                           timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
+
+
+def test_typed_literals_become_module_constants():
+    """numba types and lowers ``np.float32(0.5)`` as four steps and a call resolution; a
+    module constant (frozen by numba) is one. Comments keep the literal as written."""
+    code = ("def f(x):\n    # scale by np.float32(0.5)\n"
+            "    return x * np.float32(0.5) + np.float32(-np.inf) - np.float32(0.5)")
+    consts, out = codegen.hoist_literals(code)
+    assert consts == "_c0 = np.float32(0.5)\n_c1 = np.float32(-np.inf)\n"
+    assert out.splitlines()[1] == "    # scale by np.float32(0.5)"
+    assert out.splitlines()[2] == "    return x * _c0 + _c1 - _c0"
+    args = _mlp_args()
+    jf = jit(_mlp_step, backend="cpu")
+    jf(*args)
+    body = _executable(jf).source.split("def entry0(")[1]
+    code_lines = [ln for ln in body.splitlines() if not ln.lstrip().startswith("#")]
+    assert not any("np.float32(" in ln for ln in code_lines)

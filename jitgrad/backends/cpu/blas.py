@@ -65,7 +65,7 @@ from numba.core import cgutils
 from numba.core.errors import TypingError
 from numba.extending import intrinsic, overload
 
-__all__ = ["available", "info", "BlasInfo", "ABI_TAG", "gemm", "gemm_batched",
+__all__ = ["available", "info", "BlasInfo", "ABI_TAG", "gemm", "gemm_static", "gemm_batched",
            "set_threads_local", "get_num_threads", "threads_limit"]
 
 # CBLAS enum values (they are the same in every CBLAS).
@@ -510,6 +510,50 @@ def _gemm_batched(a, b, c, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
         raise ValueError("gemm_batched: a, b and c must have the same batch size")
     for i in range(nb):
         _gemm2d(a[i], b[i], c[i], trans_a, trans_b, alpha, beta)
+
+
+@intrinsic
+def gemm_static(typingctx, a, b, c):
+    """``c[...] = a @ b`` for 2-D arrays whose shapes the caller guarantees match (generated
+    code, where shapes are static): a direct call of the ``jitgrad_gemm_*`` cfunc, no checks.
+
+    ``gemm`` is a dispatcher: numba links its LLVM IR into every function calling it, once
+    per operand signature, and optimises and compiles it again there (5 copies in the MLP
+    training step, about a third of its machine code). This emits only the call. Any
+    strides work (the cfunc reads C- or Fortran-ordered operands in place, copies others);
+    the cfunc's status (1: a copy could not be allocated) is ignored: generated code passes
+    only operands BLAS reads in place, which need no copy."""
+    arrays = (a, b, c)
+    if not all(isinstance(x, types.Array) and x.ndim == 2 for x in arrays) or \
+            {x.dtype for x in arrays} not in ({types.float32}, {types.float64}) or \
+            not c.mutable:
+        return None
+    sig = types.none(a, b, c)
+    name = _GEMM_NAMES[8 if a.dtype == types.float64 else 4]
+
+    def codegen(context, builder, signature, args):
+        from llvmlite import ir as llir
+        from numba.np.arrayobj import make_array
+        i64, i32 = llir.IntType(64), llir.IntType(32)
+        arys = [make_array(t)(context, builder, v) for t, v in zip(signature.args, args)]
+        isz = context.get_abi_sizeof(context.get_data_type(a.dtype))
+        fields = []
+        for ary in arys:
+            shape = cgutils.unpack_tuple(builder, ary.shape, 2)
+            strides = cgutils.unpack_tuple(builder, ary.strides, 2)
+            fields.append((shape, [builder.sdiv(s, i64(isz)) for s in strides],
+                           builder.bitcast(ary.data, cgutils.voidptr_t)))
+        (ash, ast_, ap), (bsh, bst, bp), (csh, cst, cp) = fields
+        fnty = llir.FunctionType(i32, [i32, i32, i64, i64, i64, llir.DoubleType(),
+                                       llir.DoubleType(), cgutils.voidptr_t, i64, i64,
+                                       cgutils.voidptr_t, i64, i64, cgutils.voidptr_t, i64, i64])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, name)
+        builder.call(fn, [i32(0), i32(0), ash[0], bsh[1], ash[1],
+                          llir.Constant(llir.DoubleType(), 1.0),
+                          llir.Constant(llir.DoubleType(), 0.0),
+                          ap, ast_[0], ast_[1], bp, bst[0], bst[1], cp, cst[0], cst[1]])
+        return context.get_dummy_value()
+    return sig, codegen
 
 
 def _make_threads_cfunc(abi_tag: str, have_threads: bool):

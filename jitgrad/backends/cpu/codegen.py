@@ -59,7 +59,7 @@ TEMP_ALIGN = 64
 # Leading loops are collapsed into one parallel loop until it has this many iterations.
 PARALLEL_MIN_ITERATIONS = 16
 # Bumped whenever generated code changes meaning; part of the disk-cache key.
-CODEGEN_VERSION = 10
+CODEGEN_VERSION = 11
 
 
 @dataclasses.dataclass(eq=False)
@@ -640,14 +640,16 @@ class _Generator:
             L = self._operand(w, lhs, [lf, lc], (M, Kc))
             R = self._operand(w, rhs, [rc, rf], (Kc, N))
             O = o if out.aval.shape == (M, N) else f"{o}.reshape(({M}, {N}))"
-            w(f"blas.gemm({L}, {R}, {O})")
+            # gemm_static: the cfunc call only (gemm's dispatcher IR would be linked into
+            # the entry, and optimised and compiled there, once per operand signature).
+            w(f"blas.gemm_static({L}, {R}, {O})")
         else:
             L = self._operand(w, lhs, [lb, lf, lc], (B, M, Kc))
             R = self._operand(w, rhs, [rb, rc, rf], (B, Kc, N))
             o3 = self.fresh("o")   # unique: kernels share the entry's namespace
             w(f"{o3} = {o}.reshape(({B}, {M}, {N}))")
             with w.block(f"for bb in range({B}):"):
-                w(f"blas.gemm({L}[bb], {R}[bb], {o3}[bb])")
+                w(f"blas.gemm_static({L}[bb], {R}[bb], {o3}[bb])")
 
     def _operand(self, w, var, groups, sizes) -> str:
         """``var`` as an array whose axes are the axis ``groups`` merged (sizes ``sizes``):
@@ -994,7 +996,9 @@ class _Generator:
             src, temp_bytes = self.entry(entry, run, inputs, outputs, temps, separate)
             segments.append(KernelSegment(entry, run, inputs, outputs, temps, temp_bytes))
             pieces.append(src)
-        source = "\n\n\n".join(pieces) + "\n"
+        consts, code = hoist_literals("\n\n\n".join(pieces[1:]))
+        source = "\n\n\n".join([pieces[0], "# Typed literals of the functions below.\n" + consts,
+                                 code]) + "\n"
         return ModulePlan(source, segments, self.uses_blas,
                           {id(v) for v in self.shared.values()})
 
@@ -1030,6 +1034,29 @@ class _Generator:
         with w.block(f"def {name}({', '.join(params)}):"):
             w(f'"""Runs {", ".join(g.name for g in run)} in order."""')
         return w.text() + "\n" + body.text(), temp_bytes
+
+
+# A typed literal as scalar.literal writes it: np.float32(0.5), np.int32(-3), np.float32(-np.inf).
+_TYPED_LITERAL = re.compile(r"\bnp\.(bool_|u?int(?:8|16|32|64)|float(?:16|32|64))"
+                            r"\((-?(?:np\.inf|np\.nan|[0-9][0-9.e+-]*))\)")
+
+
+def hoist_literals(code: str) -> tuple[str, str]:
+    """(definitions, code): each typed literal of ``code`` (``np.float32(0.5)``) replaced by
+    a module constant (``_c3``), defined once in ``definitions``. numba freezes a global's
+    value: the constant costs one statement to type and lower, where the call costs four
+    (the global ``np``, the attribute, the argument, the call) and a call resolution."""
+    names: dict[str, str] = {}
+
+    def sub(m: re.Match) -> str:
+        return names.setdefault(m.group(0), f"_c{len(names)}")
+
+    lines = [ln if ln.lstrip().startswith("#") else _TYPED_LITERAL.sub(sub, ln)
+             for ln in code.split("\n")]
+    defs = "".join(f"{n} = {lit}\n" for lit, n in names.items())
+    return defs, "\n".join(lines)
+
+
 
 
 def module_header(fused: fu.FusedProgram) -> str:
