@@ -360,11 +360,18 @@ def _as_list(x):
     return [np.asarray(bl._as_numpy(x))]
 
 
+# Candidates left out on request (--skip): names containing any of these strings.
+_LEFT_OUT: list[str] = []
+
+
 def _build(makers: dict, call: Callable, expected, rtol, atol, skip_check=()):
     """Construct and check every candidate; returns (callables, notes on skipped ones)."""
     fns, notes = {}, []
     want = _as_list(expected)
     for name, make in makers.items():
+        if any(s in name for s in _LEFT_OUT):
+            notes.append(f"  left out: {name} (--skip)")
+            continue
         try:
             fn = call(make)
             if name not in skip_check:
@@ -434,7 +441,12 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, default=None,
                         help="threads for every library (numba, BLAS, PyTorch, XLA); default: "
                              "each library's own default")
+    parser.add_argument("--skip", nargs="+", default=[], metavar="TEXT",
+                        help="leave out candidates whose name contains TEXT (e.g. 'numba np.dot':"
+                             " its scipy OpenBLAS pool keeps spinning and slows the GEMM timed"
+                             " after it, whoever's it is)")
     args = parser.parse_args(argv)
+    _LEFT_OUT[:] = args.skip
     if args.threads is not None:
         _limit_threads(args.threads)
     ceilings = measure_ceilings(quick=args.quick)
