@@ -378,6 +378,15 @@ def _operand(rows, cols, s0, s1, trans):
     return trans, 0
 
 
+@numba.njit(cache=True)
+def _pack(src, rows, cols, s0, s1, buf, off, copy):
+    """Write the rows x cols matrix at ``src`` (element strides s0, s1) into ``buf`` from
+    ``off``, row-major; zeros instead if not ``copy``."""
+    for i in range(rows):
+        for j in range(cols):
+            buf[off + i * cols + j] = src[i * s0 + j * s1] if copy else 0
+
+
 def _make_gemm_cfunc(abi_tag: str, have_blas: bool, dtype, is32: bool):
     """The jitgrad_gemm_f32/f64 cfunc (see the notes above); ``abi_tag`` keys its cache."""
     ptr = types.CPointer(types.float32 if is32 else types.float64)
@@ -413,22 +422,16 @@ def _make_gemm_cfunc(abi_tag: str, have_blas: bool, dtype, is32: bool):
         qa, qb, qc = _voidptr(pa), _voidptr(pb), _voidptr(pc)
         off = 0
         if lda == 0:
-            for i in range(ar):
-                for j in range(ac):
-                    buf[off + i * ac + j] = pa[i * a0 + j * a1]
+            _pack(pa, ar, ac, a0, a1, buf, off, True)
             qa, fa, lda = _voidptr(buf[off:].ctypes.data), ta != 0, max(ac, 1)
             off += ar * ac
         if ldb == 0:
-            for i in range(br):
-                for j in range(bc):
-                    buf[off + i * bc + j] = pb[i * b0 + j * b1]
+            _pack(pb, br, bc, b0, b1, buf, off, True)
             qb, fb, ldb = _voidptr(buf[off:].ctypes.data), tb != 0, max(bc, 1)
             off += br * bc
         coff = off
         if ldc == 0:
-            for i in range(m):
-                for j in range(n):
-                    buf[coff + i * n + j] = pc[i * c0 + j * c1] if beta != 0 else 0
+            _pack(pc, m, n, c0, c1, buf, coff, beta != 0)
             qc, fc, ldc = _voidptr(buf[coff:].ctypes.data), False, n
         if fc:                     # C column-major: C.T = op(B).T @ op(A).T is row-major
             fa, fb, m, n = not fb, not fa, n, m

@@ -15,22 +15,27 @@ from .codegen import FallbackSegment, KernelSegment, ModulePlan, writes_in_place
 
 
 class _TempPool:
-    """Temporaries of one segment, reused across calls; one set per concurrent call.
+    """The byte buffer an entry carves its temporaries from (``codegen``'s ``tbuf``), reused
+    across calls; one per concurrent call. ``acquire()`` gives the entry's trailing
+    arguments: ``(buffer,)``, or ``()`` for an entry without temporaries.
 
     ``list.pop``/``list.append`` are atomic in CPython, so threads need no lock here."""
 
-    def __init__(self, specs: list[tuple[tuple[int, ...], np.dtype]]):
-        self.specs = specs
-        self.free: list[list[np.ndarray]] = []
+    def __init__(self, nbytes: int):
+        self.nbytes = nbytes
+        self.free: list[tuple[np.ndarray]] = []
 
-    def acquire(self) -> list[np.ndarray]:
+    def acquire(self) -> tuple:
+        if not self.nbytes:
+            return ()
         try:
             return self.free.pop()
         except IndexError:
-            return [np.empty(s, d) for s, d in self.specs]
+            return (np.empty(self.nbytes, np.uint8),)
 
-    def release(self, temps: list[np.ndarray]) -> None:
-        self.free.append(temps)
+    def release(self, temps: tuple) -> None:
+        if temps:
+            self.free.append(temps)
 
 
 class CpuExecutable:
@@ -61,8 +66,7 @@ class CpuExecutable:
                 allocs = [functools.partial(buffers.empty if buffers.pooled(s, d) else np.empty,
                                             s, d)
                           for s, d in ((v.aval.shape, np.dtype(v.aval.dtype)) for v in seg.outputs)]
-                # The entry's temporaries and scratch arrays: views into one byte buffer.
-                pool = _TempPool([((seg.temp_bytes,), np.dtype(np.uint8))] if seg.temp_bytes else [])
+                pool = _TempPool(seg.temp_bytes)
                 self._steps.append(("kernels", fn, seg, allocs, pool))
             else:
                 self._steps.append(("fallback", seg))
@@ -103,7 +107,7 @@ class CpuExecutable:
         # The entry's inputs are exactly the call's arguments, in order: pass them as they are.
         identity_in = sources == list(range(len(dtypes)))
         ndarray = np.ndarray
-        acquire, release, has_temps = pool.acquire, pool.release, bool(pool.specs)
+        acquire, release, has_temps = pool.acquire, pool.release, pool.nbytes > 0
         self._simple = simple
         self._seg = seg
 
@@ -217,12 +221,11 @@ class CpuExecutable:
             if step[0] == "kernels":
                 _, fn, seg, allocs, pool = step
                 outs = [alloc() for alloc in allocs]
-                temps = pool.acquire() if pool.specs else ()
+                temps = pool.acquire()
                 try:
                     fn(*[env[id(v)] for v in seg.inputs], *outs, *temps)
                 finally:
-                    if pool.specs:
-                        pool.release(temps)
+                    pool.release(temps)
                 for v, o in zip(seg.outputs, outs):
                     env[id(v)] = o
             else:
