@@ -524,8 +524,7 @@ def gemm_static(typingctx, a, b, c):
     per operand signature, and optimises and compiles it again there (5 copies in the MLP
     training step, about a third of its machine code). This emits only the call. Any
     strides work (the cfunc reads C- or Fortran-ordered operands in place, copies others);
-    the cfunc's status (1: a copy could not be allocated) is ignored: generated code passes
-    only operands BLAS reads in place, which need no copy."""
+    a copy that cannot be allocated raises MemoryError, as ``gemm`` does."""
     arrays = (a, b, c)
     if not all(isinstance(x, types.Array) and x.ndim == 2 for x in arrays) or \
             {x.dtype for x in arrays} not in ({types.float32}, {types.float64}) or \
@@ -551,10 +550,13 @@ def gemm_static(typingctx, a, b, c):
                                        llir.DoubleType(), cgutils.voidptr_t, i64, i64,
                                        cgutils.voidptr_t, i64, i64, cgutils.voidptr_t, i64, i64])
         fn = cgutils.get_or_insert_function(builder.module, fnty, name)
-        builder.call(fn, [i32(0), i32(0), ash[0], bsh[1], ash[1],
-                          llir.Constant(llir.DoubleType(), 1.0),
-                          llir.Constant(llir.DoubleType(), 0.0),
-                          ap, ast_[0], ast_[1], bp, bst[0], bst[1], cp, cst[0], cst[1]])
+        status = builder.call(fn, [i32(0), i32(0), ash[0], bsh[1], ash[1],
+                                   llir.Constant(llir.DoubleType(), 1.0),
+                                   llir.Constant(llir.DoubleType(), 0.0),
+                                   ap, ast_[0], ast_[1], bp, bst[0], bst[1], cp, cst[0], cst[1]])
+        with builder.if_then(builder.icmp_signed("!=", status, i32(0)), likely=False):
+            context.call_conv.return_user_exc(
+                builder, MemoryError, ("jitgrad: no memory for a copy of a GEMM operand",))
         return context.get_dummy_value()
     return sig, codegen
 

@@ -59,7 +59,7 @@ TEMP_ALIGN = 64
 # Leading loops are collapsed into one parallel loop until it has this many iterations.
 PARALLEL_MIN_ITERATIONS = 16
 # Bumped whenever generated code changes meaning; part of the disk-cache key.
-CODEGEN_VERSION = 11
+CODEGEN_VERSION = 12
 
 
 @dataclasses.dataclass(eq=False)
